@@ -1,0 +1,134 @@
+//! The replicated state machine's command set: `Command` is every write concord makes,
+//! and [`apply`] runs one in the state store at its Raft index. Each command is
+//! all-or-nothing (it runs in a nested transaction of the batch).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::{Batch, StateError, Table};
+use crate::structs::{
+    DirEntry, HealthCheck, Node, NodeService, Session, TxnError, TxnOp, TxnResponse,
+};
+
+/// One catalog registration: a node, optionally with a service and checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub node: Node,
+    pub skip_node_update: bool,
+    pub service: Option<NodeService>,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// Every write that goes through Raft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    KvSet { entry: DirEntry },
+    KvCas { entry: DirEntry, index: u64 },
+    KvLock { entry: DirEntry, session: String },
+    KvUnlock { entry: DirEntry, session: String },
+    KvDelete { key: String },
+    KvDeleteCas { key: String, index: u64 },
+    KvDeleteTree { prefix: String },
+    /// Drops KV tombstones written at or before `index` (leader's periodic reaper).
+    KvReapTombstones { index: u64 },
+    Register(Registration),
+    DeregisterNode { node: String },
+    DeregisterService { node: String, service_id: String },
+    DeregisterCheck { node: String, check_id: String },
+    SessionCreate(Session),
+    SessionDestroy { id: String },
+    Txn { ops: Vec<TxnOp> },
+    /// Stores a singleton document (Connect CA, autopilot config, ...).
+    PutSystem { name: String, table: Table, doc: Value },
+}
+
+/// What applying a command answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Done,
+    Bool(bool),
+    Session(Session),
+    Txn(TxnResponse),
+    TxnFailed(Vec<TxnError>),
+    /// A rule of the data model refused the command; the text goes to the client.
+    Rejected(String),
+}
+
+/// Applies `cmd` at `index` inside `batch`. Storage faults are errors (they stop the
+/// state machine); refusals are answers.
+pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Response, StateError> {
+    let out = batch.apply(index, |w| {
+        Ok(match cmd {
+            Command::KvSet { entry } => {
+                w.kv_set(entry.clone(), false)?;
+                Response::Bool(true)
+            }
+            Command::KvCas { entry, index } => Response::Bool(w.kv_cas(entry.clone(), *index)?.is_some()),
+            Command::KvLock { entry, session } => {
+                Response::Bool(w.kv_lock(entry.clone(), session)?.is_some())
+            }
+            Command::KvUnlock { entry, session } => {
+                Response::Bool(w.kv_unlock(entry.clone(), session)?.is_some())
+            }
+            Command::KvDelete { key } => {
+                w.kv_delete(key)?;
+                Response::Bool(true)
+            }
+            Command::KvDeleteCas { key, index } => Response::Bool(w.kv_delete_cas(key, *index)?),
+            Command::KvDeleteTree { prefix } => {
+                w.kv_delete_tree(prefix)?;
+                Response::Bool(true)
+            }
+            Command::KvReapTombstones { index } => {
+                w.kv_reap_tombstones(*index)?;
+                Response::Done
+            }
+            Command::Register(reg) => {
+                let exists = w.reader().node(&reg.node.node)?.is_some();
+                if !(reg.skip_node_update && exists) {
+                    w.ensure_node(reg.node.clone())?;
+                }
+                if let Some(svc) = &reg.service {
+                    w.ensure_service(&reg.node.node, svc.clone())?;
+                }
+                for c in &reg.checks {
+                    let mut c = c.clone();
+                    c.node = reg.node.node.clone();
+                    w.ensure_check(c)?;
+                }
+                Response::Bool(true)
+            }
+            Command::DeregisterNode { node } => {
+                w.delete_node(node)?;
+                Response::Bool(true)
+            }
+            Command::DeregisterService { node, service_id } => {
+                w.delete_service(node, service_id)?;
+                Response::Bool(true)
+            }
+            Command::DeregisterCheck { node, check_id } => {
+                w.delete_check(node, check_id)?;
+                Response::Bool(true)
+            }
+            Command::SessionCreate(session) => Response::Session(w.session_create(session.clone())?),
+            Command::SessionDestroy { id } => {
+                w.session_destroy(id)?;
+                Response::Bool(true)
+            }
+            Command::Txn { ops } => Response::Txn(w.txn_apply(ops)?),
+            Command::PutSystem { name, table, doc } => {
+                w.put_system(name, *table, doc)?;
+                Response::Done
+            }
+        })
+    });
+    match out {
+        Ok(r) => Ok(r),
+        Err(StateError::Rejected(msg)) => Ok(Response::Rejected(msg)),
+        Err(StateError::TxnFailed(errors)) => Ok(Response::TxnFailed(errors)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
