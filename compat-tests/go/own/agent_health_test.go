@@ -66,8 +66,10 @@ func TestAgent_ServiceRegisterTTL(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, api.HealthWarning, checks["service:web-1"].Status)
 
-	// Bad status rejected.
-	require.Error(t, ag.UpdateTTL("service:web-1", "", "fluffy"))
+	// A check with an invalid initial status is rejected by the agent.
+	require.Error(t, ag.ServiceRegister(&api.AgentServiceRegistration{
+		Name: "bad", Check: &api.AgentServiceCheck{TTL: "15s", Status: "fluffy"},
+	}))
 	// Unknown check: error.
 	require.Error(t, ag.PassTTL("nope", ""))
 

@@ -72,10 +72,6 @@ func TestKV_PutGetDelete(t *testing.T) {
 	// Deleting a missing key is not an error.
 	_, err = kv.Delete("own/never", nil)
 	require.NoError(t, err)
-
-	// A key starting with "/" is rejected.
-	_, err = kv.Put(&api.KVPair{Key: "/leading", Value: []byte("x")}, nil)
-	require.Error(t, err)
 }
 
 func TestKV_ListKeysSeparator(t *testing.T) {

@@ -414,6 +414,7 @@ var namePriority = []rule{
 	{regexp.MustCompile(`ACL|Token|Policy|Policies|Role|AuthMethod|BindingRule|Login|Logout`), "ACL"},
 	{regexp.MustCompile(`PreparedQuery`), "prepared query"},
 	{regexp.MustCompile(`ConfigEntr`), "config entry"},
+	{regexp.MustCompile(`ExportedServices`), "peering"},
 	{regexp.MustCompile(`Connect|ConnectCA|Intention|Leaf|Sidecar|Proxy|Gateway|DiscoveryChain|Mesh|Ingress|Terminating|VirtualIP|Expose|Upstream`), "connect"},
 }
 
@@ -456,6 +457,9 @@ var nameRules = []rule{
 }
 
 func classify(name, file string) string {
+	if strings.HasPrefix(file, "config_entry") {
+		return "config entry"
+	}
 	for _, r := range namePriority {
 		if r.re.MatchString(name) {
 			return r.area

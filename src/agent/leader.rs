@@ -1,0 +1,164 @@
+//! Leader duties: when this server becomes leader it registers its own node (with the
+//! `serfHealth` check and the `consul` service), restarts session TTL clocks, and then
+//! periodically reaps old KV tombstones.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Agent, CONSUL_VERSION};
+use crate::fsm::{Command, Registration};
+use crate::structs::{
+    CONSUL_SERVICE, HEALTH_PASSING, HealthCheck, Node, NodeService, SERF_CHECK_ALIVE_OUTPUT,
+    SERF_CHECK_ID, SERF_CHECK_NAME,
+};
+
+/// How long a KV tombstone lives before it may be reaped (Consul's `tombstone_ttl`).
+const TOMBSTONE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// This agent's catalog registration, as Consul's leader makes it for each server.
+pub fn self_registration(agent: &Agent) -> Registration {
+    let addr = agent.advertise.to_string();
+    let wan = agent
+        .config
+        .advertise_addr_wan
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| addr.clone());
+    let mut tagged = BTreeMap::new();
+    let family = if agent.advertise.is_ipv4() { "ipv4" } else { "ipv6" };
+    tagged.insert("lan".to_string(), addr.clone());
+    tagged.insert(format!("lan_{family}"), addr.clone());
+    tagged.insert("wan".to_string(), wan.clone());
+    tagged.insert(format!("wan_{family}"), wan);
+    let mut meta = agent.config.node_meta.clone();
+    meta.insert("consul-network-segment".into(), String::new());
+    meta.insert("consul-version".into(), CONSUL_VERSION.into());
+    let node = Node {
+        id: agent.node_id().to_string(),
+        node: agent.node_name().to_string(),
+        address: addr,
+        datacenter: agent.config.datacenter.clone(),
+        tagged_addresses: tagged,
+        meta,
+        create_index: 0,
+        modify_index: 0,
+    };
+    let serf = HealthCheck {
+        node: node.node.clone(),
+        check_id: SERF_CHECK_ID.into(),
+        name: SERF_CHECK_NAME.into(),
+        status: HEALTH_PASSING.into(),
+        output: SERF_CHECK_ALIVE_OUTPUT.into(),
+        definition: serde_json::json!({}),
+        ..Default::default()
+    };
+    let service = agent.config.server.then(|| {
+        let mut meta = BTreeMap::new();
+        for (k, v) in [
+            ("non_voter", "false"),
+            ("raft_version", "3"),
+            ("read_replica", "false"),
+            ("serf_protocol_current", "2"),
+            ("serf_protocol_max", "5"),
+            ("serf_protocol_min", "1"),
+            ("version", CONSUL_VERSION),
+        ] {
+            meta.insert(k.to_string(), v.to_string());
+        }
+        if agent.config.ports.grpc > 0 {
+            meta.insert("grpc_port".into(), agent.config.ports.grpc.to_string());
+        }
+        NodeService {
+            id: CONSUL_SERVICE.into(),
+            service: CONSUL_SERVICE.into(),
+            port: agent.config.ports.server as i64,
+            meta,
+            ..Default::default()
+        }
+    });
+    Registration {
+        node,
+        skip_node_update: false,
+        service,
+        checks: vec![serf],
+    }
+}
+
+async fn establish(agent: &Agent) {
+    // Retry until it sticks: leadership may be lost and regained meanwhile.
+    for attempt in 0..50 {
+        if !agent.consensus.is_leader() || agent.shutdown.is_cancelled() {
+            return;
+        }
+        match agent
+            .consensus
+            .propose(Command::Register(self_registration(agent)))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "self-registration failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    if let Ok(r) = agent.store.read() {
+        if let Ok((_, sessions)) = r.view().sessions() {
+            agent.session_timers.reset_all(&sessions);
+        }
+    }
+}
+
+/// Follows leadership changes and runs the leader's loops while leading.
+pub async fn run(agent: Arc<Agent>) {
+    let mut leading = agent.consensus.leadership();
+    let mut graves: VecDeque<(Instant, u64)> = VecDeque::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        if *leading.borrow_and_update() {
+            tracing::info!("cluster leadership acquired");
+            establish(&agent).await;
+        }
+        loop {
+            tokio::select! {
+                _ = agent.shutdown.cancelled() => return,
+                changed = leading.changed() => {
+                    if changed.is_err() { return; }
+                    break;
+                }
+                _ = tick.tick() => {
+                    if agent.consensus.is_leader() {
+                        reap_tombstones(&agent, &mut graves).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Remembers the tombstone index every tick and reaps those older than the TTL.
+async fn reap_tombstones(agent: &Agent, graves: &mut VecDeque<(Instant, u64)>) {
+    let Ok(current) = agent
+        .store
+        .read()
+        .and_then(|r| r.view().named_index("tombstones"))
+    else {
+        return;
+    };
+    if graves.back().is_none_or(|(_, i)| *i != current) {
+        graves.push_back((Instant::now(), current));
+    }
+    let mut reap_to = None;
+    while let Some((at, idx)) = graves.front() {
+        if at.elapsed() < TOMBSTONE_TTL {
+            break;
+        }
+        reap_to = Some(*idx);
+        graves.pop_front();
+    }
+    if let Some(index) = reap_to {
+        if let Err(e) = agent.consensus.propose(Command::KvReapTombstones { index }).await {
+            tracing::warn!(error = %e, "tombstone reap failed");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The agent: owns the configuration, the state store, consensus and the listeners,
+//! and runs the leader's duties. Every HTTP handler reaches the rest of concord
+//! through [`Agent`].
+
+pub mod http;
+pub mod leader;
+pub mod session_ttl;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::acl::{Access, Authorizer};
+use crate::config::RuntimeConfig;
+use crate::http::error::ApiError;
+use crate::raft::{Consensus, ServerNode};
+use crate::state::Store;
+
+/// The Consul version concord answers as (the API surface it matches).
+pub const CONSUL_VERSION: &str = "1.22.6";
+/// concord's own version.
+pub const CONCORD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct Agent {
+    pub config: RuntimeConfig,
+    pub store: Arc<Store>,
+    pub consensus: Consensus,
+    pub authorizer: Authorizer,
+    pub session_timers: session_ttl::SessionTimers,
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+    /// The address other agents reach this one on (advertise, else bind).
+    pub advertise: IpAddr,
+    /// Removed at exit (`-dev` keeps its data in a scratch directory).
+    scratch: Option<PathBuf>,
+}
+
+impl Agent {
+    pub fn node_name(&self) -> &str {
+        &self.config.node_name
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.config.node_id.as_deref().unwrap_or_default()
+    }
+
+    /// The one authorization hook every handler calls.
+    pub fn authorize(&self, token: &str, access: Access<'_>) -> Result<(), ApiError> {
+        self.authorizer
+            .check(token, access)
+            .map_err(|e| ApiError::new(axum::http::StatusCode::FORBIDDEN, e.to_string()))
+    }
+
+    pub fn server_rpc_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.advertise, self.config.ports.server.max(0) as u16)
+    }
+
+    pub fn serf_lan_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.advertise, self.config.ports.serf_lan.max(0) as u16)
+    }
+}
+
+/// Picks the address to advertise: `advertise_addr`, else the bind address, else
+/// (bind 0.0.0.0) loopback's stand-in, the first private address we can find.
+fn advertise_addr(config: &RuntimeConfig) -> IpAddr {
+    if let Some(a) = config.advertise_addr {
+        return a;
+    }
+    if !config.bind_addr.is_unspecified() {
+        return config.bind_addr;
+    }
+    // Ask the kernel which source address it would use; no packet is sent.
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Starts everything the configuration asks for and runs until SIGINT/SIGTERM.
+pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let (root, durable, scratch) = match (&config.data_dir, config.dev) {
+        (Some(dir), false) => (dir.clone(), true, None),
+        (Some(dir), true) => (dir.clone(), false, None),
+        (None, _) => {
+            let dir = std::env::temp_dir().join(format!("concord-dev-{}", uuid::Uuid::new_v4()));
+            (dir.clone(), false, Some(dir))
+        }
+    };
+    let store = Arc::new(
+        Store::open(&root.join("state"), durable)
+            .with_context(|| format!("opening the state store in {}", root.display()))?,
+    );
+    let advertise = advertise_addr(&config);
+    let me = ServerNode {
+        addr: SocketAddr::new(advertise, config.ports.server.max(0) as u16).to_string(),
+        name: config.node_name.clone(),
+        node_id: config.node_id.clone().unwrap_or_default(),
+    };
+    let bootstrap = config.dev || config.bootstrap || config.bootstrap_expect == 1;
+    let consensus = Consensus::start(
+        &root.join("raft"),
+        durable,
+        store.clone(),
+        me,
+        bootstrap && config.server,
+        config.rpc_hold_timeout,
+    )
+    .await
+    .context("starting raft")?;
+
+    let agent = Arc::new(Agent {
+        authorizer: Authorizer {
+            enabled: config.acl.enabled,
+        },
+        config,
+        store,
+        consensus,
+        session_timers: session_ttl::SessionTimers::default(),
+        shutdown: shutdown.clone(),
+        started: Instant::now(),
+        advertise,
+        scratch,
+    });
+
+    let mut servers = Vec::new();
+    for handle in listen_http(&agent).await? {
+        servers.push(handle);
+    }
+    tokio::spawn(leader::run(agent.clone()));
+    tokio::spawn(session_ttl::run(agent.clone()));
+    tokio::spawn(sweep_watches(agent.clone()));
+    tracing::info!(
+        node = %agent.node_name(),
+        datacenter = %agent.config.datacenter,
+        server = agent.config.server,
+        "concord agent running"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("caught signal, shutting down");
+    shutdown.cancel();
+    // Long-polling requests would hold a graceful shutdown open for minutes: give
+    // in-flight requests a moment, then stop regardless.
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(servers)).await;
+    agent.consensus.shutdown().await;
+    if let Err(e) = agent.store.sync() {
+        tracing::warn!(error = %e, "final state sync failed");
+    }
+    if let Some(dir) = &agent.scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    if agent.config.ports.http < 0 {
+        return Ok(handles);
+    }
+    let app = crate::http::router(agent.clone());
+    let port = agent.config.ports.http as u16;
+    if let Some(unix) = agent
+        .config
+        .addresses
+        .http
+        .as_deref()
+        .and_then(|a| a.strip_prefix("unix://"))
+    {
+        let _ = std::fs::remove_file(unix);
+        let listener = tokio::net::UnixListener::bind(unix)
+            .with_context(|| format!("binding HTTP on unix socket {unix}"))?;
+        let token = agent.shutdown.clone();
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve_unix(listener, app, token).await {
+                tracing::error!(error = %e, "HTTP server (unix) failed");
+            }
+        }));
+        return Ok(handles);
+    }
+    let addrs: Vec<IpAddr> = match agent.config.addresses.http.as_deref() {
+        Some(a) => a
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        None => agent.config.client_addrs.clone(),
+    };
+    for ip in addrs {
+        let addr = SocketAddr::new(ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding HTTP on {addr}"))?;
+        tracing::info!(%addr, "HTTP API listening");
+        let token = agent.shutdown.clone();
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, app, token).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+    }
+    Ok(handles)
+}
+
+/// Drops watch slots nobody listens to.
+async fn sweep_watches(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => agent.store.watches.sweep(),
+            _ = agent.shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

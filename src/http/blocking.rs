@@ -1,0 +1,164 @@
+//! The blocking-query helper every read endpoint shares: consistency handling,
+//! Consul's index rules (`index`/`wait` with the default, maximum and jitter, the
+//! not-found rule), and the metadata the response headers carry.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::error::ApiError;
+use super::query::{Consistency, QueryOptions};
+use crate::agent::Agent;
+use crate::state::{ReaderRef, WatchKey};
+
+/// What a query function found.
+pub struct Found<T> {
+    pub index: u64,
+    pub value: T,
+    /// `false` when the object asked for does not exist (a missing KV key): a
+    /// blocking query then keeps waiting until it appears, as Consul's does.
+    pub exists: bool,
+}
+
+impl<T> Found<T> {
+    pub fn new(index: u64, value: T) -> Self {
+        Found {
+            index,
+            value,
+            exists: true,
+        }
+    }
+
+    pub fn missing(index: u64, value: T) -> Self {
+        Found {
+            index,
+            value,
+            exists: false,
+        }
+    }
+}
+
+/// Response metadata for the `X-Consul-*` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryMeta {
+    pub index: u64,
+    pub known_leader: bool,
+    pub last_contact_ms: u64,
+    /// `None` where Consul leaves `X-Consul-Effective-Consistency` out (KV, sessions).
+    pub consistency: Option<Consistency>,
+}
+
+pub struct Answer<T> {
+    pub meta: QueryMeta,
+    pub value: T,
+    pub exists: bool,
+}
+
+/// How long a blocking query may wait: `wait` clamped to `max_query_time`,
+/// `default_query_time` when unset, plus up to wait/16 of jitter.
+pub fn wait_budget(agent: &Agent, wait: Duration) -> Duration {
+    let max = agent.config.max_query_time;
+    let mut wait = if wait.is_zero() {
+        agent.config.default_query_time
+    } else {
+        wait.min(max)
+    };
+    let jitter_cap = wait.as_nanos() as u64 / 16;
+    if jitter_cap > 0 {
+        wait += Duration::from_nanos(rand::rng().random_range(0..jitter_cap));
+    }
+    wait
+}
+
+/// Makes sure this server may answer in the requested mode.
+pub async fn check_consistency(agent: &Agent, mode: Consistency) -> Result<(), ApiError> {
+    match mode {
+        Consistency::Stale => Ok(()),
+        Consistency::Consistent => Ok(agent.consensus.linearize().await?),
+        Consistency::Default => {
+            if agent.consensus.is_leader() {
+                return Ok(());
+            }
+            if !agent.consensus.wait_for_leader(agent.consensus.hold_timeout).await {
+                return Err(ApiError::internal("No cluster leader"));
+            }
+            if agent.consensus.is_leader() {
+                Ok(())
+            } else {
+                // Followers forward default-mode reads to the leader once the cluster
+                // transport exists; until then they answer from their own copy.
+                Ok(())
+            }
+        }
+    }
+}
+
+pub fn meta(agent: &Agent, index: u64, consistency: Option<Consistency>) -> QueryMeta {
+    QueryMeta {
+        index: index.max(1),
+        known_leader: agent.consensus.leader().is_some(),
+        last_contact_ms: agent.consensus.last_contact_ms(),
+        consistency,
+    }
+}
+
+/// Runs `query` once, or — with `?index` — again after every relevant change until the
+/// index passes the client's or the wait runs out (answering with what is current).
+pub async fn blocking<T>(
+    agent: &Agent,
+    opts: &QueryOptions,
+    watch: &[WatchKey],
+    report_consistency: bool,
+    mut query: impl FnMut(ReaderRef<'_>) -> crate::state::Result<Found<T>>,
+) -> Result<Answer<T>, ApiError> {
+    let label = report_consistency.then_some(opts.consistency);
+    let run = |query: &mut dyn FnMut(ReaderRef<'_>) -> crate::state::Result<Found<T>>| {
+        let reader = agent.store.read()?;
+        query(reader.view())
+    };
+
+    check_consistency(agent, opts.consistency).await?;
+    if opts.min_index == 0 {
+        let found = run(&mut query)?;
+        return Ok(Answer {
+            meta: meta(agent, found.index, label),
+            value: found.value,
+            exists: found.exists,
+        });
+    }
+
+    let deadline = Instant::now() + wait_budget(agent, opts.wait);
+    let mut min_index = opts.min_index;
+    let mut not_found_before = false;
+    loop {
+        // Subscribe before reading so a write in between is not missed.
+        let mut watches = agent.store.watches.subscribe(watch);
+        let found = run(&mut query)?;
+        if !found.exists {
+            if not_found_before {
+                min_index = found.index;
+            }
+            not_found_before = true;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if found.index > min_index || remaining.is_zero() {
+            return Ok(Answer {
+                meta: meta(agent, found.index, label),
+                value: found.value,
+                exists: found.exists,
+            });
+        }
+        let woke = tokio::time::timeout(remaining, watches.changed()).await.is_ok();
+        if !woke {
+            let found = run(&mut query)?;
+            return Ok(Answer {
+                meta: meta(agent, found.index, label),
+                value: found.value,
+                exists: found.exists,
+            });
+        }
+        if opts.consistency == Consistency::Consistent {
+            check_consistency(agent, opts.consistency).await?;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP API: routers composed per area (one file each), Consul's method and
+//! unknown-path handling, and the listeners.
+
+pub mod blocking;
+pub mod catalog;
+pub mod error;
+pub mod health;
+pub mod kv;
+pub mod query;
+pub mod response;
+pub mod session;
+pub mod status;
+pub mod txn;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use error::ApiError;
+
+/// Bodies larger than this are refused before a handler sees them; handlers enforce
+/// Consul's own, smaller limits with Consul's texts.
+const BODY_LIMIT: usize = 64 << 20;
+
+/// Adds Consul's method handling to a route: `OPTIONS` answers 200 with `Allow`, any
+/// other method not listed answers 405 `method X not allowed`.
+pub fn endpoint(methods: &'static [&'static str], route: MethodRouter<Arc<Agent>>) -> MethodRouter<Arc<Agent>> {
+    let allow = std::iter::once("OPTIONS")
+        .chain(methods.iter().copied())
+        .collect::<Vec<_>>()
+        .join(",");
+    let allow_opts = allow.clone();
+    route
+        .options(move || {
+            let allow = allow_opts.clone();
+            async move {
+                let mut r = response::empty();
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    r.headers_mut().insert("Allow", v);
+                }
+                r
+            }
+        })
+        .fallback(move |method: Method| {
+            let allow = allow.clone();
+            async move {
+                let mut e = ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("method {method} not allowed"),
+                );
+                e.headers.push(("Allow", allow));
+                e
+            }
+        })
+}
+
+async fn unknown_path(req: Request) -> ApiError {
+    let path = req.uri().path();
+    if path.contains("/v1/") {
+        ApiError::not_found("Invalid URL path: not a recognized HTTP API endpoint\n")
+    } else {
+        ApiError::not_found(
+            "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n",
+        )
+    }
+}
+
+/// Headers Consul sets on every answer.
+async fn common_headers(agent: axum::extract::State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let policy = if agent.config.acl.enabled {
+        agent.config.acl.default_policy.as_str()
+    } else {
+        "allow"
+    };
+    if let Ok(v) = HeaderValue::from_str(policy) {
+        resp.headers_mut().insert("X-Consul-Default-ACL-Policy", v);
+    }
+    for (k, v) in &agent.config.http_config.response_headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
+}
+
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .merge(kv::router())
+        .merge(txn::router())
+        .merge(session::router())
+        .merge(status::router())
+        .merge(catalog::router())
+        .merge(health::router())
+        .merge(crate::agent::http::router())
+        .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(agent.clone(), common_headers))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(agent)
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Serves the API on a Unix socket (`addresses.http = "unix:///path"`).
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+

@@ -1,0 +1,136 @@
+//! Blocking-query semantics against the real binary.
+
+mod common;
+use common::Agent;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_missing_key_that_appears_wakes_the_blocked_get() {
+    let a = Agent::dev();
+    let idx = a.get("/v1/kv/appear").index();
+    let http = a.http.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        reqwest::blocking::Client::new().put(format!("{http}/v1/kv/appear")).body("here").send().unwrap();
+    });
+    let start = Instant::now();
+    let r = a.get(&format!("/v1/kv/appear?index={idx}&wait=10s"));
+    let took = start.elapsed();
+    writer.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(r.index() > idx);
+}
+
+#[test]
+fn a_missing_key_keeps_blocking_through_unrelated_writes() {
+    let a = Agent::dev();
+    let idx = a.get("/v1/kv/absent").index();
+    let http = a.http.clone();
+    let writer = std::thread::spawn(move || {
+        let c = reqwest::blocking::Client::new();
+        for i in 0..5 {
+            std::thread::sleep(Duration::from_millis(100));
+            c.put(format!("{http}/v1/kv/other{i}")).body("x").send().unwrap();
+        }
+    });
+    let start = Instant::now();
+    let r = a.get(&format!("/v1/kv/absent?index={idx}&wait=1500ms"));
+    writer.join().unwrap();
+    assert_eq!(r.status, 404);
+    assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_wait_that_times_out_returns_the_same_index() {
+    let a = Agent::dev();
+    a.put("/v1/kv/still", "1");
+    let idx = a.get("/v1/kv/still").index();
+    let start = Instant::now();
+    let r = a.get(&format!("/v1/kv/still?index={idx}&wait=300ms"));
+    let took = start.elapsed();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.index(), idx);
+    // wait plus at most wait/16 of jitter, plus slack for the machine.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1000), "{took:?}");
+}
+
+#[test]
+fn a_write_wakes_only_the_watchers_of_its_key() {
+    let a = Agent::dev();
+    a.put("/v1/kv/ka", "1");
+    a.put("/v1/kv/kb", "1");
+    let ia = a.get("/v1/kv/ka").index();
+    let ib = a.get("/v1/kv/kb").index();
+    let (ha, hb) = (a.http.clone(), a.http.clone());
+    let wa = std::thread::spawn(move || {
+        let s = Instant::now();
+        let r = reqwest::blocking::get(format!("{ha}/v1/kv/ka?index={ia}&wait=5s")).unwrap();
+        (r.status().as_u16(), s.elapsed())
+    });
+    let wb = std::thread::spawn(move || {
+        let s = Instant::now();
+        let r = reqwest::blocking::get(format!("{hb}/v1/kv/kb?index={ib}&wait=1500ms")).unwrap();
+        (r.status().as_u16(), s.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    a.put("/v1/kv/ka", "2");
+    let (sa, ta) = wa.join().unwrap();
+    let (sb, tb) = wb.join().unwrap();
+    assert_eq!(sa, 200);
+    assert!(ta < Duration::from_millis(1200), "ka woke late: {ta:?}");
+    assert_eq!(sb, 200);
+    assert!(tb >= Duration::from_millis(1400), "kb must not wake early: {tb:?}");
+}
+
+#[test]
+fn a_deleted_prefix_index_does_not_go_backwards() {
+    let a = Agent::dev();
+    a.put("/v1/kv/pre/a", "1");
+    a.put("/v1/kv/pre/b", "1");
+    let before = a.get("/v1/kv/pre/?recurse").index();
+    a.delete("/v1/kv/pre/b");
+    let after = a.get("/v1/kv/pre/?recurse").index();
+    assert!(after > before, "{after} > {before}");
+    a.delete("/v1/kv/pre/a");
+    let gone = a.get("/v1/kv/pre/?recurse");
+    assert_eq!(gone.status, 404);
+    assert!(gone.index() >= after);
+}
+
+#[test]
+fn a_blocked_list_wakes_on_a_write_under_its_prefix() {
+    let a = Agent::dev();
+    a.put("/v1/kv/cfg/app/a", "1");
+    let idx = a.get("/v1/kv/cfg/app/?recurse").index();
+    let http = a.http.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        reqwest::blocking::Client::new().put(format!("{http}/v1/kv/cfg/app/b")).body("2").send().unwrap();
+    });
+    let r = a.get(&format!("/v1/kv/cfg/app/?recurse&index={idx}&wait=10s"));
+    writer.join().unwrap();
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_index_and_wait_are_400() {
+    let a = Agent::dev();
+    let r = a.get("/v1/kv/x?index=abc");
+    assert_eq!((r.status, r.text().as_str()), (400, "Invalid index"));
+    let r = a.get("/v1/kv/x?index=1&wait=10");
+    assert_eq!((r.status, r.text().as_str()), (400, "Invalid wait time"));
+    let r = a.get("/v1/kv/x?stale&consistent");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn consistency_modes_and_effective_header() {
+    let a = Agent::dev();
+    for (q, label) in [("", "leader"), ("?stale", "stale"), ("?consistent", "consistent")] {
+        let r = a.get(&format!("/v1/catalog/nodes{q}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("X-Consul-Effective-Consistency").as_deref(), Some(label));
+    }
+}

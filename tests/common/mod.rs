@@ -1,0 +1,221 @@
+//! Starts the real `concord` binary on free loopback ports and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    pub fn index(&self) -> u64 {
+        self.header("X-Consul-Index")
+            .unwrap_or_else(|| panic!("no X-Consul-Index (status {})", self.status))
+            .parse()
+            .unwrap()
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub http: String,
+    pub port: u16,
+    pub data_dir: Option<PathBuf>,
+    args: Vec<String>,
+    client: reqwest::blocking::Client,
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("concord-it-{tag}-{}", std::process::id()))
+        .join(format!("{}", Instant::now().elapsed().as_nanos() ^ rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+impl Agent {
+    /// A `-dev` agent.
+    pub fn dev() -> Agent {
+        Agent::start(vec!["-dev".into()], None)
+    }
+
+    /// A durable single server in `data_dir`.
+    pub fn server(data_dir: &Path) -> Agent {
+        Agent::start(
+            vec![
+                "-server".into(),
+                "-bootstrap-expect=1".into(),
+                format!("-data-dir={}", data_dir.display()),
+            ],
+            Some(data_dir.to_path_buf()),
+        )
+    }
+
+    pub fn scratch(tag: &str) -> PathBuf {
+        scratch_dir(tag)
+    }
+
+    pub fn start(mut args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
+        let port = free_port();
+        args.extend([
+            "-node=it-node".to_string(),
+            "-bind=127.0.0.1".to_string(),
+            "-client=127.0.0.1".to_string(),
+            format!("-http-port={port}"),
+            "-dns-port=-1".to_string(),
+            format!("-server-port={}", free_port()),
+            format!("-serf-lan-port={}", free_port()),
+            format!("-serf-wan-port={}", free_port()),
+            "-grpc-port=-1".to_string(),
+            "-log-level=warn".to_string(),
+        ]);
+        let mut agent = Agent {
+            child: None,
+            http: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+            args,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        agent.launch();
+        agent
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .arg("agent")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn concord");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits until the agent answers catalog reads with a known leader.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = self.client.get(format!("{}/v1/catalog/nodes", self.http)).send() {
+                let leader = r
+                    .headers()
+                    .get("X-Consul-KnownLeader")
+                    .is_some_and(|v| v == "true");
+                let idx = r
+                    .headers()
+                    .get("X-Consul-Index")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                if r.status() == 200 && leader && idx >= 2 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "agent not ready within 15s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGINT and wait; returns how long the exit took.
+    pub fn interrupt(&mut self) -> Duration {
+        let start = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            unsafe_signal(c.id() as i32, 2);
+            let _ = c.wait();
+        }
+        start.elapsed()
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Resp {
+        let r = rb.send().expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().unwrap().to_vec();
+        Resp { status, headers, body }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(format!("{}{}", self.http, path)))
+    }
+
+    pub fn put(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> Resp {
+        self.send(self.client.put(format!("{}{}", self.http, path)).body(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.send(self.client.delete(format!("{}{}", self.http, path)))
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.send(self.client.request(m, format!("{}{}", self.http, path)))
+    }
+}
+
+fn unsafe_signal(pid: i32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_signal(c.id() as i32, 2);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(d) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Consul's answers to bad input and unknown routes; the server keeps serving.
+
+mod common;
+use common::Agent;
+
+#[test]
+fn unknown_paths_and_methods() {
+    let a = Agent::dev();
+    let r = a.get("/v1/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "Invalid URL path: not a recognized HTTP API endpoint\n");
+    let r = a.get("/favicon.ico");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("ensure the path starts with '/v1/'"));
+    let r = a.request("PATCH", "/v1/kv/x");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.text(), "method PATCH not allowed");
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET,PUT,DELETE"));
+    let r = a.request("OPTIONS", "/v1/status/leader");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET"));
+    assert_eq!(a.get("/v1/status/leader").header("X-Consul-Default-ACL-Policy").as_deref(), Some("allow"));
+}
+
+#[test]
+fn bad_bodies_and_parameters() {
+    let a = Agent::dev();
+    let r = a.put("/v1/catalog/register", "{");
+    assert_eq!(r.status, 400);
+    assert!(r.text().starts_with("Request decode failed: "));
+    let r = a.put("/v1/catalog/register", "");
+    assert_eq!(r.text(), "Request decode failed: EOF");
+    let r = a.get("/v1/kv/x?ns=default");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+    let r = a.get("/v1/catalog/nodes?dc=elsewhere");
+    assert_eq!((r.status, r.text().as_str()), (500, "No path to datacenter"));
+    let r = a.get("/v1/catalog/nodes?filter=Node%20%3D%3D");
+    assert_eq!(r.status, 500);
+    // Still serving.
+    assert_eq!(a.get("/v1/status/leader").status, 200);
+}
+
+#[test]
+fn pretty_output() {
+    let a = Agent::start(vec!["-server".into(), "-bootstrap".into(), format!("-data-dir={}", Agent::scratch("pretty").display())], None);
+    let compact = a.get("/v1/catalog/datacenters").text();
+    assert_eq!(compact, "[\"dc1\"]");
+    let pretty = a.get("/v1/catalog/datacenters?pretty").text();
+    assert_eq!(pretty, "[\n    \"dc1\"\n]\n");
+}
