@@ -36,7 +36,7 @@ fn register_query_and_deregister() {
         "Service": {"ID": "api1", "Service": "api", "Tags": ["v1", "Primary"], "Port": 8080, "Meta": {"env": "prod"}},
         "Checks": [{"CheckID": "api-alive", "Name": "alive", "Status": "critical", "ServiceID": "api1"}]
     });
-    assert_eq!(a.put("/v1/catalog/register", reg.to_string()).text(), "true");
+    assert_eq!(a.put("/v1/catalog/register", reg.to_string()).json(), true);
     let svc = a.get("/v1/catalog/service/api?tag=primary");
     let list = svc.json();
     assert_eq!(list.as_array().unwrap().len(), 1, "tags match case-insensitively");
@@ -57,10 +57,10 @@ fn register_query_and_deregister() {
     assert_eq!(a.get("/v1/health/checks/api").json()[0]["ServiceTags"], json!(["v1", "Primary"]));
     let node = a.get("/v1/catalog/node/n2").json();
     assert_eq!(node["Services"]["api1"]["Port"], 8080);
-    assert_eq!(a.get("/v1/catalog/node/ghost").text(), "null");
+    assert_eq!(a.get("/v1/catalog/node/ghost").json(), serde_json::Value::Null);
 
     let dereg = json!({"Node": "n2", "ServiceID": "api1"});
-    assert_eq!(a.put("/v1/catalog/deregister", dereg.to_string()).text(), "true");
+    assert_eq!(a.put("/v1/catalog/deregister", dereg.to_string()).json(), true);
     assert_eq!(a.get("/v1/catalog/service/api").json(), json!([]));
     assert_eq!(a.get("/v1/health/state/critical").json(), json!([]), "its checks went too");
     a.put("/v1/catalog/deregister", json!({"Node": "n2"}).to_string());

@@ -8,7 +8,7 @@ fn put_get_roundtrip_with_consul_shape_and_headers() {
     let a = Agent::dev();
     let r = a.put("/v1/kv/app/config?flags=42", "hello");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "true");
+    assert_eq!(r.json(), true);
     let r = a.get("/v1/kv/app/config");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type").as_deref(), Some("application/json"));
@@ -62,26 +62,26 @@ fn recurse_keys_and_separator() {
     assert_eq!(a.get("/v1/kv/zzz?keys").status, 404);
     assert_eq!(a.get("/v1/kv/zzz?recurse").status, 404);
     let r = a.delete("/v1/kv/web/b?recurse");
-    assert_eq!(r.text(), "true");
+    assert_eq!(r.json(), true);
     assert_eq!(a.get("/v1/kv/web?recurse").json().as_array().unwrap().len(), 2);
 }
 
 #[test]
 fn cas_delete_cas_and_identical_writes() {
     let a = Agent::dev();
-    assert_eq!(a.put("/v1/kv/c?cas=0", "1").text(), "true");
-    assert_eq!(a.put("/v1/kv/c?cas=0", "2").text(), "false");
+    assert_eq!(a.put("/v1/kv/c?cas=0", "1").json(), true);
+    assert_eq!(a.put("/v1/kv/c?cas=0", "2").json(), false);
     let idx = a.get("/v1/kv/c").json()[0]["ModifyIndex"].as_u64().unwrap();
-    assert_eq!(a.put(&format!("/v1/kv/c?cas={}", idx + 100), "2").text(), "false");
-    assert_eq!(a.put(&format!("/v1/kv/c?cas={idx}"), "2").text(), "true");
+    assert_eq!(a.put(&format!("/v1/kv/c?cas={}", idx + 100), "2").json(), false);
+    assert_eq!(a.put(&format!("/v1/kv/c?cas={idx}"), "2").json(), true);
     let idx2 = a.get("/v1/kv/c").json()[0]["ModifyIndex"].as_u64().unwrap();
     assert!(idx2 > idx);
     // The same content again: no new index.
     a.put("/v1/kv/c", "2");
     assert_eq!(a.get("/v1/kv/c").json()[0]["ModifyIndex"].as_u64().unwrap(), idx2);
-    assert_eq!(a.delete(&format!("/v1/kv/c?cas={}", idx2 + 1)).text(), "false");
-    assert_eq!(a.delete(&format!("/v1/kv/c?cas={idx2}")).text(), "true");
-    assert_eq!(a.delete("/v1/kv/never-existed?cas=9").text(), "true");
+    assert_eq!(a.delete(&format!("/v1/kv/c?cas={}", idx2 + 1)).json(), false);
+    assert_eq!(a.delete(&format!("/v1/kv/c?cas={idx2}")).json(), true);
+    assert_eq!(a.delete("/v1/kv/never-existed?cas=9").json(), true);
 }
 
 #[test]
@@ -89,24 +89,24 @@ fn acquire_release_lock_index_and_lock_delay() {
     let a = Agent::dev();
     let s1 = a.put("/v1/session/create", r#"{"LockDelay":"2s"}"#).json()["ID"].as_str().unwrap().to_string();
     let s2 = a.put("/v1/session/create", "").json()["ID"].as_str().unwrap().to_string();
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "me").text(), "true");
+    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "me").json(), true);
     let e = a.get("/v1/kv/lock").json()[0].clone();
     assert_eq!(e["LockIndex"], 1);
     assert_eq!(e["Session"], s1.as_str());
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "you").text(), "false");
-    assert_eq!(a.put(&format!("/v1/kv/lock?release={s2}"), "").text(), "false");
-    assert_eq!(a.put(&format!("/v1/kv/lock?release={s1}"), "bye").text(), "true");
+    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "you").json(), false);
+    assert_eq!(a.put(&format!("/v1/kv/lock?release={s2}"), "").json(), false);
+    assert_eq!(a.put(&format!("/v1/kv/lock?release={s1}"), "bye").json(), true);
     let e = a.get("/v1/kv/lock").json()[0].clone();
     assert!(e.get("Session").is_none());
     assert_eq!(e["LockIndex"], 1);
     assert_eq!(e["Value"], "Ynll");
     // Destroying a holder starts its lock delay on the key.
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "").text(), "true");
-    assert_eq!(a.put(&format!("/v1/session/destroy/{s1}"), "").text(), "true");
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "").text(), "false", "lock delay");
+    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "").json(), true);
+    assert_eq!(a.put(&format!("/v1/session/destroy/{s1}"), "").json(), true);
+    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "").json(), false, "lock delay");
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "").text(), "true");
-    assert_eq!(a.get("/v1/kv/lock").json()[0]["LockIndex"], 2);
+    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "").json(), true);
+    assert_eq!(a.get("/v1/kv/lock").json()[0]["LockIndex"], 3, "third acquisition");
     // An unknown session is an error, with Consul's text.
     let r = a.put("/v1/kv/x?acquire=00000000-0000-0000-0000-000000000000", "");
     assert_eq!(r.status, 500);

@@ -47,12 +47,18 @@ fn acknowledged_writes_survive_kill_9() {
             let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
             let mut i = w;
             while !stop.load(Ordering::Relaxed) {
-                match c.put(format!("{http}/v1/kv/d/{i}")).body(i.to_string()).send() {
-                    Ok(r) if r.status() == 200 && r.text().unwrap_or_default() == "true" => {
-                        acked.lock().unwrap().push(i);
-                    }
-                    _ => break,
+                let ok = c
+                    .put(format!("{http}/v1/kv/d/{i}"))
+                    .body(i.to_string())
+                    .send()
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .and_then(|r| r.text().ok())
+                    .is_some_and(|t| t == "true");
+                if !ok {
+                    break;
                 }
+                acked.lock().unwrap().push(i);
                 i += 4;
             }
         }));

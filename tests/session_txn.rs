@@ -20,7 +20,7 @@ fn session_defaults_info_renew_destroy() {
     assert_eq!(a.get("/v1/session/list").json().as_array().unwrap().len(), 1);
     assert_eq!(a.get("/v1/session/node/it-node").json().as_array().unwrap().len(), 1);
     assert_eq!(a.put(&format!("/v1/session/renew/{id}"), "").json()[0]["ID"], id.as_str());
-    assert_eq!(a.put(&format!("/v1/session/destroy/{id}"), "").text(), "true");
+    assert_eq!(a.put(&format!("/v1/session/destroy/{id}"), "").json(), true);
     assert_eq!(a.get(&format!("/v1/session/info/{id}")).json(), json!([]));
     let r = a.put(&format!("/v1/session/renew/{id}"), "");
     assert_eq!(r.status, 404);
@@ -55,7 +55,7 @@ fn ttl_session_expires_and_delete_behaviour_removes_keys() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(a.put(&format!("/v1/kv/eph?acquire={id}"), "x").text(), "true");
+    assert_eq!(a.put(&format!("/v1/kv/eph?acquire={id}"), "x").json(), true);
     let start = Instant::now();
     loop {
         if a.get(&format!("/v1/session/info/{id}")).json() == json!([]) {

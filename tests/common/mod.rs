@@ -50,7 +50,7 @@ pub struct Agent {
 
 fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("concord-it-{tag}-{}", std::process::id()))
-        .join(format!("{}", Instant::now().elapsed().as_nanos() ^ rand_u64()));
+        .join(format!("{}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
