@@ -4,6 +4,7 @@ mod acl;
 mod agent;
 mod cli;
 mod config;
+mod connect;
 mod filter;
 mod fsm;
 mod http;

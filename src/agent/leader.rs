@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Agent, CONSUL_VERSION};
+use crate::connect::{CA_DOC, CaState, generate_root};
 use crate::fsm::{Command, Registration};
+use crate::state::Table;
 use crate::structs::{
     CONSUL_SERVICE, HEALTH_PASSING, HealthCheck, Node, NodeService, SERF_CHECK_ALIVE_OUTPUT,
     SERF_CHECK_ID, SERF_CHECK_NAME,
@@ -107,6 +109,38 @@ async fn establish(agent: &Agent) {
             agent.session_timers.reset_all(&sessions);
         }
     }
+    if agent.config.connect.enabled {
+        if let Err(e) = initialize_ca(agent).await {
+            tracing::error!(error = %e, "could not initialize the Connect CA");
+        }
+    }
+}
+
+/// Generates the built-in CA the first time a leader runs with Connect enabled.
+async fn initialize_ca(agent: &Agent) -> anyhow::Result<()> {
+    let existing = agent.store.read()?.view().system::<CaState>(CA_DOC)?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let cluster_id = agent
+        .config
+        .connect
+        .ca_config
+        .get("cluster_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let ca = generate_root(&cluster_id)?;
+    agent
+        .consensus
+        .propose(Command::PutSystem {
+            name: CA_DOC.into(),
+            table: Table::ConnectCa,
+            doc: serde_json::to_value(&ca)?,
+        })
+        .await?;
+    tracing::info!(root = %ca.active_root_id, "initialized the built-in Connect CA");
+    Ok(())
 }
 
 /// Follows leadership changes and runs the leader's loops while leading.

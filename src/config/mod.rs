@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Map as JsonMap, Value, json};
 
 pub use duration::{format_go_duration, parse_go_duration};
-pub use flags::{AgentFlags, ConfigPath, ConfigPaths};
+pub use flags::AgentFlags;
 
 use file::{Format, normalize_source, parse_source, read_path};
 use merge::merge_all;
@@ -1487,6 +1487,7 @@ fn write_node_id(data_dir: &Path, path: &Path, id: &str) -> Result<(), ConfigErr
 
 #[cfg(test)]
 mod tests {
+    use super::flags::{ConfigPath, ConfigPaths};
     use super::*;
     use std::fs;
 

@@ -105,6 +105,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(catalog::router())
         .merge(health::router())
         .merge(crate::agent::http::router())
+        .merge(crate::connect::http::router())
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(agent.clone(), common_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
