@@ -60,7 +60,7 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            match runtime.block_on(agent::run(config)) {
+            match runtime.block_on(agent::run(*flags, config)) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("==> {e:#}");

@@ -2,9 +2,14 @@
 //! and runs the leader's duties. Every HTTP handler reaches the rest of concord
 //! through [`Agent`].
 
+pub mod alias;
+pub mod checks;
 pub mod http;
 pub mod leader;
+pub mod local;
+pub mod metrics;
 pub mod session_ttl;
+pub mod sync;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,7 +20,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::acl::{Access, Authorizer};
-use crate::config::RuntimeConfig;
+use crate::config::{AgentFlags, RuntimeConfig};
 use crate::http::error::ApiError;
 use crate::raft::{Consensus, ServerNode};
 use crate::state::Store;
@@ -31,6 +36,10 @@ pub struct Agent {
     pub consensus: Consensus,
     pub authorizer: Authorizer,
     pub session_timers: session_ttl::SessionTimers,
+    /// Services and checks registered with this agent.
+    pub local: local::LocalState,
+    /// The command line, kept for `reload`.
+    pub flags: AgentFlags,
     pub shutdown: CancellationToken,
     pub started: Instant,
     /// The address other agents reach this one on (advertise, else bind).
@@ -84,7 +93,7 @@ fn advertise_addr(config: &RuntimeConfig) -> IpAddr {
 }
 
 /// Starts everything the configuration asks for and runs until SIGINT/SIGTERM.
-pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
+pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let (root, durable, scratch) = match (&config.data_dir, config.dev) {
         (Some(dir), false) => (dir.clone(), true, None),
@@ -124,11 +133,17 @@ pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
         store,
         consensus,
         session_timers: session_ttl::SessionTimers::default(),
+        local: local::LocalState::default(),
+        flags,
         shutdown: shutdown.clone(),
         started: Instant::now(),
         advertise,
         scratch,
     });
+
+    agent.local.attach(&agent);
+    let (services, checks) = (agent.config.services.clone(), agent.config.checks.clone());
+    register_from_config(&agent, &services, &checks)?;
 
     let mut servers = Vec::new();
     for handle in listen_http(&agent).await? {
@@ -137,6 +152,7 @@ pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
     tokio::spawn(leader::run(agent.clone()));
     tokio::spawn(session_ttl::run(agent.clone()));
     tokio::spawn(sweep_watches(agent.clone()));
+    tokio::spawn(sync::run(agent.clone()));
     tracing::info!(
         node = %agent.node_name(),
         datacenter = %agent.config.datacenter,
@@ -144,8 +160,10 @@ pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
         "concord agent running"
     );
 
-    wait_for_signal().await;
-    tracing::info!("caught signal, shutting down");
+    tokio::select! {
+        _ = wait_for_signal() => tracing::info!("caught signal, shutting down"),
+        _ = shutdown.cancelled() => tracing::info!("leaving, shutting down"),
+    }
     shutdown.cancel();
     // Long-polling requests would hold a graceful shutdown open for minutes: give
     // in-flight requests a moment, then stop regardless.
@@ -158,6 +176,42 @@ pub async fn run(config: RuntimeConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
+}
+
+/// Registers the `service`/`services`/`check`/`checks` definitions of the config.
+fn register_from_config(
+    agent: &Agent,
+    services: &[serde_json::Value],
+    checks: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    use crate::structs::{CheckDefinition, ServiceDefinition, decode};
+    for raw in services {
+        let def: ServiceDefinition = decode::from_value(raw.clone())
+            .map_err(|e| anyhow::anyhow!("invalid service definition: {e}"))?;
+        agent
+            .local
+            .add_service(agent, def, false, local::Source::Config)
+            .map_err(|e| anyhow::anyhow!("Failed to register service: {e}"))?;
+    }
+    for raw in checks {
+        let def: CheckDefinition = decode::from_value(raw.clone())
+            .map_err(|e| anyhow::anyhow!("invalid check definition: {e}"))?;
+        let check = local::build_check(agent, &def, local::Source::Config, def.name.clone(), def.name.clone())
+            .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
+        agent
+            .local
+            .add_check(agent, check, def)
+            .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `consul reload`: re-reads the configuration and replaces the services and checks
+/// it defines (API registrations are untouched).
+pub fn reload(agent: &Agent) -> anyhow::Result<()> {
+    let fresh = crate::config::load(&agent.flags)?;
+    agent.local.remove_config_sourced();
+    register_from_config(agent, &fresh.services, &fresh.checks)
 }
 
 async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {

@@ -2,6 +2,7 @@
 //! mixed duration encodings). The same types are the rows of the state store, so
 //! what a client writes is what it reads back.
 
+pub mod agent;
 pub mod catalog;
 pub mod codec;
 pub mod decode;
@@ -9,6 +10,7 @@ pub mod kv;
 pub mod session;
 pub mod txn;
 
+pub use agent::*;
 pub use catalog::*;
 pub use kv::*;
 pub use session::*;
