@@ -53,7 +53,10 @@ fn main() {
                 }
             };
             init_logging(&config.log_level, config.log_json);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("==> cannot start the runtime: {e}");

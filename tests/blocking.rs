@@ -11,7 +11,11 @@ fn a_missing_key_that_appears_wakes_the_blocked_get() {
     let http = a.http.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        reqwest::blocking::Client::new().put(format!("{http}/v1/kv/appear")).body("here").send().unwrap();
+        reqwest::blocking::Client::new()
+            .put(format!("{http}/v1/kv/appear"))
+            .body("here")
+            .send()
+            .unwrap();
     });
     let start = Instant::now();
     let r = a.get(&format!("/v1/kv/appear?index={idx}&wait=10s"));
@@ -32,14 +36,21 @@ fn a_missing_key_keeps_blocking_through_unrelated_writes() {
         let c = reqwest::blocking::Client::new();
         for i in 0..5 {
             std::thread::sleep(Duration::from_millis(100));
-            c.put(format!("{http}/v1/kv/other{i}")).body("x").send().unwrap();
+            c.put(format!("{http}/v1/kv/other{i}"))
+                .body("x")
+                .send()
+                .unwrap();
         }
     });
     let start = Instant::now();
     let r = a.get(&format!("/v1/kv/absent?index={idx}&wait=1500ms"));
     writer.join().unwrap();
     assert_eq!(r.status, 404);
-    assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -53,7 +64,10 @@ fn a_wait_that_times_out_returns_the_same_index() {
     assert_eq!(r.status, 200);
     assert_eq!(r.index(), idx);
     // wait plus at most wait/16 of jitter, plus slack for the machine.
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1000), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1000),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -81,7 +95,10 @@ fn a_write_wakes_only_the_watchers_of_its_key() {
     assert_eq!(sa, 200);
     assert!(ta < Duration::from_millis(1200), "ka woke late: {ta:?}");
     assert_eq!(sb, 200);
-    assert!(tb >= Duration::from_millis(1400), "kb must not wake early: {tb:?}");
+    assert!(
+        tb >= Duration::from_millis(1400),
+        "kb must not wake early: {tb:?}"
+    );
 }
 
 #[test]
@@ -107,7 +124,11 @@ fn a_blocked_list_wakes_on_a_write_under_its_prefix() {
     let http = a.http.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
-        reqwest::blocking::Client::new().put(format!("{http}/v1/kv/cfg/app/b")).body("2").send().unwrap();
+        reqwest::blocking::Client::new()
+            .put(format!("{http}/v1/kv/cfg/app/b"))
+            .body("2")
+            .send()
+            .unwrap();
     });
     let r = a.get(&format!("/v1/kv/cfg/app/?recurse&index={idx}&wait=10s"));
     writer.join().unwrap();
@@ -128,9 +149,16 @@ fn bad_index_and_wait_are_400() {
 #[test]
 fn consistency_modes_and_effective_header() {
     let a = Agent::dev();
-    for (q, label) in [("", "leader"), ("?stale", "stale"), ("?consistent", "consistent")] {
+    for (q, label) in [
+        ("", "leader"),
+        ("?stale", "stale"),
+        ("?consistent", "consistent"),
+    ] {
         let r = a.get(&format!("/v1/catalog/nodes{q}"));
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("X-Consul-Effective-Consistency").as_deref(), Some(label));
+        assert_eq!(
+            r.header("X-Consul-Effective-Consistency").as_deref(),
+            Some(label)
+        );
     }
 }

@@ -22,10 +22,27 @@ fn the_leader_registers_itself() {
     let checks = a.get("/v1/health/node/it-node").json();
     assert_eq!(checks[0]["CheckID"], "serfHealth");
     assert_eq!(checks[0]["Status"], "passing");
-    assert_eq!(a.get("/v1/health/service/consul").json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.get("/v1/health/service/consul")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(a.get("/v1/catalog/datacenters").json(), json!(["dc1"]));
-    assert_eq!(a.get("/v1/status/leader").json().as_str().unwrap().starts_with("127.0.0.1:"), true);
-    assert_eq!(a.get("/v1/status/peers").json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.get("/v1/status/leader")
+            .json()
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        true
+    );
+    assert_eq!(
+        a.get("/v1/status/peers").json().as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -39,32 +56,87 @@ fn register_query_and_deregister() {
     assert_eq!(a.put("/v1/catalog/register", reg.to_string()).json(), true);
     let svc = a.get("/v1/catalog/service/api?tag=primary");
     let list = svc.json();
-    assert_eq!(list.as_array().unwrap().len(), 1, "tags match case-insensitively");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "tags match case-insensitively"
+    );
     assert_eq!(list[0]["ServiceAddress"], "");
     assert_eq!(list[0]["Address"], "10.1.1.1");
-    assert_eq!(list[0]["ServiceWeights"], json!({"Passing": 1, "Warning": 1}));
+    assert_eq!(
+        list[0]["ServiceWeights"],
+        json!({"Passing": 1, "Warning": 1})
+    );
     assert_eq!(a.get("/v1/catalog/service/api?tag=v2").json(), json!([]));
     assert_eq!(a.get("/v1/catalog/service/nothing").json(), json!([]));
-    assert_eq!(a.get("/v1/catalog/nodes?node-meta=rack:r1").json().as_array().unwrap().len(), 1);
     assert_eq!(
-        a.get("/v1/catalog/service/api?filter=ServiceMeta.env%20%3D%3D%20prod").json().as_array().unwrap().len(),
+        a.get("/v1/catalog/nodes?node-meta=rack:r1")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
-    assert_eq!(a.get("/v1/health/service/api").json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.get("/v1/catalog/service/api?filter=ServiceMeta.env%20%3D%3D%20prod")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/health/service/api")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(a.get("/v1/health/service/api?passing").json(), json!([]));
-    assert_eq!(a.get("/v1/health/service/api?passing=false").json().as_array().unwrap().len(), 1);
-    assert_eq!(a.get("/v1/health/state/critical").json().as_array().unwrap().len(), 1);
-    assert_eq!(a.get("/v1/health/checks/api").json()[0]["ServiceTags"], json!(["v1", "Primary"]));
+    assert_eq!(
+        a.get("/v1/health/service/api?passing=false")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/health/state/critical")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get("/v1/health/checks/api").json()[0]["ServiceTags"],
+        json!(["v1", "Primary"])
+    );
     let node = a.get("/v1/catalog/node/n2").json();
     assert_eq!(node["Services"]["api1"]["Port"], 8080);
-    assert_eq!(a.get("/v1/catalog/node/ghost").json(), serde_json::Value::Null);
+    assert_eq!(
+        a.get("/v1/catalog/node/ghost").json(),
+        serde_json::Value::Null
+    );
 
     let dereg = json!({"Node": "n2", "ServiceID": "api1"});
-    assert_eq!(a.put("/v1/catalog/deregister", dereg.to_string()).json(), true);
+    assert_eq!(
+        a.put("/v1/catalog/deregister", dereg.to_string()).json(),
+        true
+    );
     assert_eq!(a.get("/v1/catalog/service/api").json(), json!([]));
-    assert_eq!(a.get("/v1/health/state/critical").json(), json!([]), "its checks went too");
+    assert_eq!(
+        a.get("/v1/health/state/critical").json(),
+        json!([]),
+        "its checks went too"
+    );
     a.put("/v1/catalog/deregister", json!({"Node": "n2"}).to_string());
-    assert_eq!(a.get("/v1/catalog/nodes").json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.get("/v1/catalog/nodes").json().as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]

@@ -8,7 +8,10 @@ fn unknown_paths_and_methods() {
     let a = Agent::dev();
     let r = a.get("/v1/nope");
     assert_eq!(r.status, 404);
-    assert_eq!(r.text(), "Invalid URL path: not a recognized HTTP API endpoint\n");
+    assert_eq!(
+        r.text(),
+        "Invalid URL path: not a recognized HTTP API endpoint\n"
+    );
     let r = a.get("/favicon.ico");
     assert_eq!(r.status, 404);
     assert!(r.text().contains("ensure the path starts with '/v1/'"));
@@ -20,7 +23,12 @@ fn unknown_paths_and_methods() {
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
     assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET"));
-    assert_eq!(a.get("/v1/status/leader").header("X-Consul-Default-ACL-Policy").as_deref(), Some("allow"));
+    assert_eq!(
+        a.get("/v1/status/leader")
+            .header("X-Consul-Default-ACL-Policy")
+            .as_deref(),
+        Some("allow")
+    );
 }
 
 #[test]
@@ -33,9 +41,15 @@ fn bad_bodies_and_parameters() {
     assert_eq!(r.text(), "Request decode failed: EOF");
     let r = a.get("/v1/kv/x?ns=default");
     assert_eq!(r.status, 400);
-    assert_eq!(r.text(), "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature");
+    assert_eq!(
+        r.text(),
+        "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature"
+    );
     let r = a.get("/v1/catalog/nodes?dc=elsewhere");
-    assert_eq!((r.status, r.text().as_str()), (500, "No path to datacenter"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "No path to datacenter")
+    );
     let r = a.get("/v1/catalog/nodes?filter=Node%20%3D%3D");
     assert_eq!(r.status, 500);
     // Still serving.
@@ -44,7 +58,14 @@ fn bad_bodies_and_parameters() {
 
 #[test]
 fn pretty_output() {
-    let a = Agent::start(vec!["-server".into(), "-bootstrap".into(), format!("-data-dir={}", Agent::scratch("pretty").display())], None);
+    let a = Agent::start(
+        vec![
+            "-server".into(),
+            "-bootstrap".into(),
+            format!("-data-dir={}", Agent::scratch("pretty").display()),
+        ],
+        None,
+    );
     let compact = a.get("/v1/catalog/datacenters").text();
     assert_eq!(compact, "[\"dc1\"]");
     let pretty = a.get("/v1/catalog/datacenters?pretty").text();

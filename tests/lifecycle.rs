@@ -30,7 +30,10 @@ fn sigint_stops_quickly_and_frees_the_port() {
     std::thread::sleep(Duration::from_millis(200));
     let took = a.interrupt();
     assert!(took < Duration::from_secs(5), "{took:?}");
-    assert!(std::net::TcpListener::bind(("127.0.0.1", a.port)).is_ok(), "port freed");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", a.port)).is_ok(),
+        "port freed"
+    );
 }
 
 #[test]
@@ -44,7 +47,10 @@ fn acknowledged_writes_survive_kill_9() {
     for w in 0..4u64 {
         let (http, stop, acked) = (http.clone(), stop.clone(), acked.clone());
         writers.push(std::thread::spawn(move || {
-            let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+            let c = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
             let mut i = w;
             while !stop.load(Ordering::Relaxed) {
                 let ok = c
@@ -73,10 +79,22 @@ fn acknowledged_writes_survive_kill_9() {
     assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
     a.restart();
     let keys = a.get("/v1/kv/d/?keys").json();
-    let present: std::collections::HashSet<String> =
-        keys.as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
-    let missing: Vec<_> = acked.iter().filter(|i| !present.contains(&format!("d/{i}"))).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes lost: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    let present: std::collections::HashSet<String> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|i| !present.contains(&format!("d/{i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     let e = a.get("/v1/kv/d/0").json();
     assert_eq!(e[0]["Value"], "MA==");
 }

@@ -21,7 +21,9 @@ fn target_checks(agent: &Agent, node: &str, service: &str) -> Option<Vec<HealthC
                 .local
                 .checks()
                 .into_iter()
-                .filter(|c| service.is_empty() || c.service_id == service || c.service_id.is_empty())
+                .filter(|c| {
+                    service.is_empty() || c.service_id == service || c.service_id.is_empty()
+                })
                 .collect(),
         );
     }
@@ -40,7 +42,13 @@ fn target_checks(agent: &Agent, node: &str, service: &str) -> Option<Vec<HealthC
     )
 }
 
-pub async fn run(agent: Weak<Agent>, check_id: String, node: String, service: String, stop: CancellationToken) {
+pub async fn run(
+    agent: Weak<Agent>,
+    check_id: String,
+    node: String,
+    service: String,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -49,9 +57,15 @@ pub async fn run(agent: Weak<Agent>, check_id: String, node: String, service: St
         }
         let Some(agent) = agent.upgrade() else { return };
         let (status, output) = match target_checks(&agent, &node, &service) {
-            None => (HEALTH_CRITICAL, format!("Service {service} could not be found on node {node}")),
+            None => (
+                HEALTH_CRITICAL,
+                format!("Service {service} could not be found on node {node}"),
+            ),
             Some(checks) => {
-                let checks: Vec<_> = checks.into_iter().filter(|c| c.check_id != check_id).collect();
+                let checks: Vec<_> = checks
+                    .into_iter()
+                    .filter(|c| c.check_id != check_id)
+                    .collect();
                 if checks.is_empty() {
                     (HEALTH_PASSING, "No checks found.".to_string())
                 } else {

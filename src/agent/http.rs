@@ -36,26 +36,68 @@ pub fn router() -> Router<Arc<Agent>> {
         .route("/v1/agent/services", endpoint(&["GET"], get(services)))
         .route("/v1/agent/service/{id}", endpoint(&["GET"], get(service)))
         .route("/v1/agent/checks", endpoint(&["GET"], get(checks)))
-        .route("/v1/agent/service/register", endpoint(&["PUT"], put(register_service)))
-        .route("/v1/agent/service/deregister/{id}", endpoint(&["PUT"], put(deregister_service)))
-        .route("/v1/agent/service/maintenance/{id}", endpoint(&["PUT"], put(service_maintenance)))
-        .route("/v1/agent/maintenance", endpoint(&["PUT"], put(node_maintenance)))
-        .route("/v1/agent/check/register", endpoint(&["PUT"], put(register_check)))
-        .route("/v1/agent/check/deregister/{id}", endpoint(&["PUT"], put(deregister_check)))
-        .route("/v1/agent/check/pass/{id}", endpoint(&["PUT"], put(check_pass)))
-        .route("/v1/agent/check/warn/{id}", endpoint(&["PUT"], put(check_warn)))
-        .route("/v1/agent/check/fail/{id}", endpoint(&["PUT"], put(check_fail)))
-        .route("/v1/agent/check/update/{id}", endpoint(&["PUT"], put(check_update)))
-        .route("/v1/agent/health/service/id/{id}", endpoint(&["GET"], get(health_by_id)))
-        .route("/v1/agent/health/service/name/{name}", endpoint(&["GET"], get(health_by_name)))
+        .route(
+            "/v1/agent/service/register",
+            endpoint(&["PUT"], put(register_service)),
+        )
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            endpoint(&["PUT"], put(deregister_service)),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            endpoint(&["PUT"], put(service_maintenance)),
+        )
+        .route(
+            "/v1/agent/maintenance",
+            endpoint(&["PUT"], put(node_maintenance)),
+        )
+        .route(
+            "/v1/agent/check/register",
+            endpoint(&["PUT"], put(register_check)),
+        )
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            endpoint(&["PUT"], put(deregister_check)),
+        )
+        .route(
+            "/v1/agent/check/pass/{id}",
+            endpoint(&["PUT"], put(check_pass)),
+        )
+        .route(
+            "/v1/agent/check/warn/{id}",
+            endpoint(&["PUT"], put(check_warn)),
+        )
+        .route(
+            "/v1/agent/check/fail/{id}",
+            endpoint(&["PUT"], put(check_fail)),
+        )
+        .route(
+            "/v1/agent/check/update/{id}",
+            endpoint(&["PUT"], put(check_update)),
+        )
+        .route(
+            "/v1/agent/health/service/id/{id}",
+            endpoint(&["GET"], get(health_by_id)),
+        )
+        .route(
+            "/v1/agent/health/service/name/{name}",
+            endpoint(&["GET"], get(health_by_name)),
+        )
         .route("/v1/agent/reload", endpoint(&["PUT"], put(reload)))
         .route("/v1/agent/token/{kind}", endpoint(&["PUT"], put(token)))
         .route("/v1/agent/host", endpoint(&["GET"], get(host)))
         .route("/v1/agent/version", endpoint(&["GET"], get(version)))
-        .route("/v1/agent/metrics", endpoint(&["GET"], get(super::metrics::handler)))
+        .route(
+            "/v1/agent/metrics",
+            endpoint(&["GET"], get(super::metrics::handler)),
+        )
         .route("/v1/agent/join/{addr}", endpoint(&["PUT"], put(join)))
         .route("/v1/agent/leave", endpoint(&["PUT"], put(leave)))
-        .route("/v1/agent/force-leave/{node}", endpoint(&["PUT"], put(force_leave)))
+        .route(
+            "/v1/agent/force-leave/{node}",
+            endpoint(&["PUT"], put(force_leave)),
+        )
 }
 
 impl From<LocalError> for ApiError {
@@ -75,12 +117,23 @@ pub fn member(agent: &Agent) -> serde_json::Value {
         ("dc", agent.config.datacenter.clone()),
         ("id", agent.node_id().to_string()),
         ("port", agent.config.ports.server.to_string()),
-        ("role", if agent.config.server { "consul" } else { "node" }.to_string()),
+        (
+            "role",
+            if agent.config.server {
+                "consul"
+            } else {
+                "node"
+            }
+            .to_string(),
+        ),
         ("segment", String::new()),
         ("vsn", "2".to_string()),
         ("vsn_min", "2".to_string()),
         ("vsn_max", "3".to_string()),
-        ("build", format!("{CONSUL_VERSION}:concord-{CONCORD_VERSION}")),
+        (
+            "build",
+            format!("{CONSUL_VERSION}:concord-{CONCORD_VERSION}"),
+        ),
         ("raft_vsn", "3".to_string()),
     ] {
         tags.insert(k.to_string(), json!(v));
@@ -157,7 +210,9 @@ async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResu
     if opts.params.has("wan") {
         if let Some(seg) = opts.params.get("segment") {
             if seg != "_all" {
-                return Err(ApiError::bad_request("Cannot provide a segment with wan=true"));
+                return Err(ApiError::bad_request(
+                    "Cannot provide a segment with wan=true",
+                ));
             }
         }
     }
@@ -166,7 +221,12 @@ async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResu
 }
 
 fn agent_services(agent: &Agent) -> Vec<AgentService> {
-    agent.local.services().iter().map(|s| agent_service(agent, s)).collect()
+    agent
+        .local
+        .services()
+        .iter()
+        .map(|s| agent_service(agent, s))
+        .collect()
 }
 
 async fn services(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
@@ -179,9 +239,9 @@ async fn services(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiRes
 /// A stable 64-bit FNV-1a of the answer's JSON, printed as 16 hex digits.
 fn content_hash(svc: &AgentService) -> String {
     let bytes = serde_json::to_vec(svc).unwrap_or_default();
-    let h = bytes
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
+    let h = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    });
     format!("{h:016x}")
 }
 
@@ -206,14 +266,21 @@ async fn service(
         let deadline = tokio::time::Instant::now() + wait_budget(&agent, opts.wait);
         let mut changes = agent.local.subscribe();
         while out.content_hash.as_deref() == Some(hash) {
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
                 break;
             }
             out = current()?;
         }
     }
     let mut r = json(&out, opts.pretty);
-    if let Some(h) = out.content_hash.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = out
+        .content_hash
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok())
+    {
         r.headers_mut().insert("X-Consul-ContentHash", h);
     }
     Ok(r)
@@ -222,11 +289,16 @@ async fn service(
 async fn checks(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeRead(agent.node_name()))?;
     let list = opts.apply_filter(agent.local.checks())?;
-    let map: BTreeMap<String, HealthCheck> = list.into_iter().map(|c| (c.check_id.clone(), c)).collect();
+    let map: BTreeMap<String, HealthCheck> =
+        list.into_iter().map(|c| (c.check_id.clone(), c)).collect();
     Ok(json(&map, opts.pretty))
 }
 
-async fn register_service(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
+async fn register_service(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
     let def: ServiceDefinition = decode::from_slice(&body).map_err(ApiError::decode)?;
     agent.authorize(&opts.token, Access::ServiceWrite(&def.name))?;
     let replace = match opts.params.get("replace-existing-checks") {
@@ -251,7 +323,8 @@ async fn deregister_service(
 fn enable_param(opts: &QueryOptions) -> ApiResult<bool> {
     match opts.params.get("enable") {
         None | Some("") => Err(ApiError::bad_request("Missing value for enable")),
-        Some(v) => parse_go_bool(v).ok_or_else(|| ApiError::bad_request(format!("Invalid value for enable: {v:?}"))),
+        Some(v) => parse_go_bool(v)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid value for enable: {v:?}"))),
     }
 }
 
@@ -263,11 +336,16 @@ async fn service_maintenance(
     agent.authorize(&opts.token, Access::ServiceWrite(&id))?;
     let enable = enable_param(&opts)?;
     let reason = opts.params.get("reason").unwrap_or("");
-    agent.local.service_maintenance(&agent, &id, enable, reason)?;
+    agent
+        .local
+        .service_maintenance(&agent, &id, enable, reason)?;
     Ok(empty())
 }
 
-async fn node_maintenance(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
+async fn node_maintenance(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeWrite(agent.node_name()))?;
     let enable = enable_param(&opts)?;
     let reason = opts.params.get("reason").unwrap_or("");
@@ -275,13 +353,23 @@ async fn node_maintenance(State(agent): State<Arc<Agent>>, opts: QueryOptions) -
     Ok(empty())
 }
 
-async fn register_check(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
+async fn register_check(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
     let def: CheckDefinition = decode::from_slice(&body).map_err(ApiError::decode)?;
     agent.authorize(&opts.token, Access::NodeWrite(agent.node_name()))?;
     if def.name.is_empty() {
         return Err(ApiError::bad_request("Missing check name"));
     }
-    let check = build_check(&agent, &def, Source::Api, def.name.clone(), def.name.clone())?;
+    let check = build_check(
+        &agent,
+        &def,
+        Source::Api,
+        def.name.clone(),
+        def.name.clone(),
+    )?;
     agent.local.add_check(&agent, check, def)?;
     Ok(empty())
 }
@@ -296,7 +384,13 @@ async fn deregister_check(
     Ok(empty())
 }
 
-fn ttl_update(agent: &Agent, opts: &QueryOptions, id: &str, status: &str, output: &str) -> ApiResult<Response> {
+fn ttl_update(
+    agent: &Agent,
+    opts: &QueryOptions,
+    id: &str,
+    status: &str,
+    output: &str,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeWrite(agent.node_name()))?;
     agent
         .local
@@ -304,17 +398,29 @@ fn ttl_update(agent: &Agent, opts: &QueryOptions, id: &str, status: &str, output
     Ok(empty())
 }
 
-async fn check_pass(State(agent): State<Arc<Agent>>, Path(id): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn check_pass(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
     ttl_update(&agent, &opts, &id, HEALTH_PASSING, &note)
 }
 
-async fn check_warn(State(agent): State<Arc<Agent>>, Path(id): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn check_warn(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
     ttl_update(&agent, &opts, &id, HEALTH_WARNING, &note)
 }
 
-async fn check_fail(State(agent): State<Arc<Agent>>, Path(id): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn check_fail(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
     ttl_update(&agent, &opts, &id, HEALTH_CRITICAL, &note)
 }
@@ -336,7 +442,10 @@ async fn check_update(
 ) -> ApiResult<Response> {
     let u: CheckUpdate = decode::from_slice(&body).map_err(ApiError::decode)?;
     if !crate::structs::is_valid_status(&u.status) {
-        return Err(ApiError::bad_request(format!("Invalid check status: '{}'", u.status)));
+        return Err(ApiError::bad_request(format!(
+            "Invalid check status: '{}'",
+            u.status
+        )));
     }
     ttl_update(&agent, &opts, &id, &u.status, &u.output)
 }
@@ -372,11 +481,19 @@ fn service_health(agent: &Agent, id: &str) -> Option<(&'static str, serde_json::
     ))
 }
 
-fn text_or_json(status: StatusCode, text: &str, body: &serde_json::Value, as_text: bool, pretty: bool) -> Response {
+fn text_or_json(
+    status: StatusCode,
+    text: &str,
+    body: &serde_json::Value,
+    as_text: bool,
+    pretty: bool,
+) -> Response {
     if as_text {
         let mut r = (status, text.to_string()).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         r
     } else {
         json_status(status, body, pretty)
@@ -392,11 +509,24 @@ async fn health_by_id(
     agent.authorize(&opts.token, Access::ServiceRead(&id))?;
     let as_text = wants_text(&opts, &headers);
     match service_health(&agent, &id) {
-        Some((status, body)) => Ok(text_or_json(health_code(status), status, &body, as_text, opts.pretty)),
+        Some((status, body)) => Ok(text_or_json(
+            health_code(status),
+            status,
+            &body,
+            as_text,
+            opts.pretty,
+        )),
         None => {
-            let body = json!({ "AggregatedStatus": HEALTH_CRITICAL, "Service": null, "Checks": null });
+            let body =
+                json!({ "AggregatedStatus": HEALTH_CRITICAL, "Service": null, "Checks": null });
             let text = format!("ServiceId {id} not found");
-            Ok(text_or_json(StatusCode::NOT_FOUND, &text, &body, as_text, opts.pretty))
+            Ok(text_or_json(
+                StatusCode::NOT_FOUND,
+                &text,
+                &body,
+                as_text,
+                opts.pretty,
+            ))
         }
     }
 }
@@ -419,24 +549,46 @@ async fn health_by_name(
     }
     if bodies.is_empty() {
         let text = format!("ServiceName {name} Not Found");
-        return Ok(text_or_json(StatusCode::NOT_FOUND, &text, &json!([]), as_text, opts.pretty));
+        return Ok(text_or_json(
+            StatusCode::NOT_FOUND,
+            &text,
+            &json!([]),
+            as_text,
+            opts.pretty,
+        ));
     }
     let worst = aggregate_status(statuses.into_iter());
-    Ok(text_or_json(health_code(worst), worst, &json!(bodies), as_text, opts.pretty))
+    Ok(text_or_json(
+        health_code(worst),
+        worst,
+        &json!(bodies),
+        as_text,
+        opts.pretty,
+    ))
 }
 
 async fn reload(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
-    super::reload(&agent).map_err(|e| ApiError::internal(format!("Failed to reload configs: {e}")))?;
+    super::reload(&agent)
+        .map_err(|e| ApiError::internal(format!("Failed to reload configs: {e}")))?;
     Ok(empty())
 }
 
-async fn token(State(agent): State<Arc<Agent>>, Path(_kind): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn token(
+    State(agent): State<Arc<Agent>>,
+    Path(_kind): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
     if !agent.config.acl.enabled {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "ACL support disabled"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "ACL support disabled",
+        ));
     }
-    Err(ApiError::internal("ACL token updates are not supported yet"))
+    Err(ApiError::internal(
+        "ACL token updates are not supported yet",
+    ))
 }
 
 async fn host(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
@@ -477,9 +629,16 @@ async fn version(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResu
     ))
 }
 
-async fn join(State(agent): State<Arc<Agent>>, Path(addr): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn join(
+    State(agent): State<Arc<Agent>>,
+    Path(addr): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
-    let me = [agent.serf_lan_addr().to_string(), agent.advertise.to_string()];
+    let me = [
+        agent.serf_lan_addr().to_string(),
+        agent.advertise.to_string(),
+    ];
     if me.contains(&addr) {
         return Ok(empty());
     }
@@ -498,7 +657,11 @@ async fn leave(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult
     Ok(empty())
 }
 
-async fn force_leave(State(agent): State<Arc<Agent>>, Path(_node): Path<String>, opts: QueryOptions) -> ApiResult<Response> {
+async fn force_leave(
+    State(agent): State<Arc<Agent>>,
+    Path(_node): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
     Ok(empty())
 }

@@ -27,7 +27,11 @@ pub fn self_registration(agent: &Agent) -> Registration {
         .map(|a| a.to_string())
         .unwrap_or_else(|| addr.clone());
     let mut tagged = BTreeMap::new();
-    let family = if agent.advertise.is_ipv4() { "ipv4" } else { "ipv6" };
+    let family = if agent.advertise.is_ipv4() {
+        "ipv4"
+    } else {
+        "ipv6"
+    };
     tagged.insert("lan".to_string(), addr.clone());
     tagged.insert(format!("lan_{family}"), addr.clone());
     tagged.insert("wan".to_string(), wan.clone());
@@ -191,7 +195,11 @@ async fn reap_tombstones(agent: &Agent, graves: &mut VecDeque<(Instant, u64)>) {
         graves.pop_front();
     }
     if let Some(index) = reap_to {
-        if let Err(e) = agent.consensus.propose(Command::KvReapTombstones { index }).await {
+        if let Err(e) = agent
+            .consensus
+            .propose(Command::KvReapTombstones { index })
+            .await
+        {
             tracing::warn!(error = %e, "tombstone reap failed");
         }
     }

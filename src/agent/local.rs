@@ -20,10 +20,8 @@ use crate::structs::{
 
 pub const NODE_MAINT_CHECK_ID: &str = "_node_maintenance";
 pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
-const DEFAULT_SERVICE_MAINT_REASON: &str =
-    "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
-const DEFAULT_NODE_MAINT_REASON: &str =
-    "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
+const DEFAULT_SERVICE_MAINT_REASON: &str = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
+const DEFAULT_NODE_MAINT_REASON: &str = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
 
 /// Why a local operation was refused; the HTTP layer maps these to Consul's codes.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +128,11 @@ impl LocalState {
     }
 
     pub fn services(&self) -> Vec<NodeService> {
-        self.lock().services.values().map(|s| s.service.clone()).collect()
+        self.lock()
+            .services
+            .values()
+            .map(|s| s.service.clone())
+            .collect()
     }
 
     pub fn service(&self, id: &str) -> Option<NodeService> {
@@ -138,7 +140,11 @@ impl LocalState {
     }
 
     pub fn checks(&self) -> Vec<HealthCheck> {
-        self.lock().checks.values().map(|c| c.check.clone()).collect()
+        self.lock()
+            .checks
+            .values()
+            .map(|c| c.check.clone())
+            .collect()
     }
 
     pub fn check(&self, id: &str) -> Option<HealthCheck> {
@@ -180,9 +186,17 @@ impl LocalState {
     }
 
     /// `check/pass|warn|fail|update`: only for TTL checks; restarts the TTL clock.
-    pub fn update_ttl(&self, check_id: &str, status: &str, output: &str, max_output: usize) -> Result<(), LocalError> {
+    pub fn update_ttl(
+        &self,
+        check_id: &str,
+        status: &str,
+        output: &str,
+        max_output: usize,
+    ) -> Result<(), LocalError> {
         if !is_valid_status(status) {
-            return Err(LocalError::BadRequest(format!("Invalid check status: '{status}'")));
+            return Err(LocalError::BadRequest(format!(
+                "Invalid check status: '{status}'"
+            )));
         }
         let mut inner = self.lock();
         let Some(c) = inner.checks.get_mut(check_id) else {
@@ -209,12 +223,17 @@ impl LocalState {
         {
             let mut inner = self.lock();
             for (id, c) in inner.checks.iter_mut() {
-                let Some(deadline) = c.ttl_deadline else { continue };
+                let Some(deadline) = c.ttl_deadline else {
+                    continue;
+                };
                 if deadline <= now {
                     c.ttl_deadline = None;
                     expired.push((
                         id.clone(),
-                        format!("TTL expired (last output before timeout follows): {}", c.check.output),
+                        format!(
+                            "TTL expired (last output before timeout follows): {}",
+                            c.check.output
+                        ),
                     ));
                 } else {
                     let left = deadline - now;
@@ -234,12 +253,17 @@ impl LocalState {
         let inner = self.lock();
         let mut out = Vec::new();
         for c in inner.checks.values() {
-            let (Some(after), Some(since)) = (c.def.deregister_critical_service_after, c.critical_since) else {
+            let (Some(after), Some(since)) =
+                (c.def.deregister_critical_service_after, c.critical_since)
+            else {
                 continue;
             };
             // Consul's floor (`check_deregister_interval_min`).
             let after = after.max(Duration::from_secs(60));
-            if !c.check.service_id.is_empty() && since.elapsed() >= after && !out.contains(&c.check.service_id) {
+            if !c.check.service_id.is_empty()
+                && since.elapsed() >= after
+                && !out.contains(&c.check.service_id)
+            {
                 out.push(c.check.service_id.clone());
             }
         }
@@ -284,7 +308,12 @@ impl LocalState {
     }
 
     /// Adds or replaces a check and starts its runner.
-    pub fn add_check(&self, agent: &Agent, mut check: HealthCheck, def: CheckDefinition) -> Result<(), LocalError> {
+    pub fn add_check(
+        &self,
+        agent: &Agent,
+        mut check: HealthCheck,
+        def: CheckDefinition,
+    ) -> Result<(), LocalError> {
         if !check.service_id.is_empty() {
             let inner = self.lock();
             let Some(svc) = inner.services.get(&check.service_id) else {
@@ -314,13 +343,22 @@ impl LocalState {
         Ok(())
     }
 
-    fn start_runner(&self, agent: &Agent, check: &HealthCheck, def: &CheckDefinition) -> Option<CancellationToken> {
+    fn start_runner(
+        &self,
+        agent: &Agent,
+        check: &HealthCheck,
+        def: &CheckDefinition,
+    ) -> Option<CancellationToken> {
         let interval = def.interval.unwrap_or(Duration::from_secs(10));
         let timeout = def.timeout.unwrap_or(checks::DEFAULT_TIMEOUT);
         let probe = match def.kind() {
             "http" => Probe::Http {
                 url: def.http.clone(),
-                method: if def.method.is_empty() { "GET".into() } else { def.method.clone() },
+                method: if def.method.is_empty() {
+                    "GET".into()
+                } else {
+                    def.method.clone()
+                },
                 headers: def.header.clone(),
                 body: def.body.clone(),
                 tls_skip_verify: def.tls_skip_verify,
@@ -332,7 +370,9 @@ impl LocalState {
                 use_tls: def.tcp_use_tls,
                 tls_skip_verify: def.tls_skip_verify,
             },
-            "udp" => Probe::Udp { addr: def.udp.clone() },
+            "udp" => Probe::Udp {
+                addr: def.udp.clone(),
+            },
             "grpc" => Probe::Grpc {
                 target: def.grpc.clone(),
                 use_tls: def.grpc_use_tls,
@@ -348,7 +388,9 @@ impl LocalState {
                 shell: def.shell.clone(),
                 args: def.script_args(),
             },
-            "script" => Probe::Script { args: def.script_args() },
+            "script" => Probe::Script {
+                args: def.script_args(),
+            },
             "alias" => {
                 let stop = CancellationToken::new();
                 let weak = self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -364,7 +406,9 @@ impl LocalState {
             _ => return None,
         };
         let stop = CancellationToken::new();
-        let sink = Arc::new(Sink(self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone()));
+        let sink = Arc::new(Sink(
+            self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ));
         let max = if def.output_max_size > 0 {
             def.output_max_size
         } else {
@@ -405,7 +449,9 @@ impl LocalState {
                 let stale: Vec<String> = inner
                     .checks
                     .values()
-                    .filter(|c| c.check.service_id == id && !keep.contains(&c.check.check_id.as_str()))
+                    .filter(|c| {
+                        c.check.service_id == id && !keep.contains(&c.check.check_id.as_str())
+                    })
                     .map(|c| c.check.check_id.clone())
                     .collect();
                 for c in stale {
@@ -417,7 +463,11 @@ impl LocalState {
                 let s = &inner.services[&id].service;
                 (s.service.clone(), s.tags.clone())
             };
-            for c in inner.checks.values_mut().filter(|c| c.check.service_id == id) {
+            for c in inner
+                .checks
+                .values_mut()
+                .filter(|c| c.check.service_id == id)
+            {
                 c.check.service_name = name.clone();
                 c.check.service_tags = tags.clone();
             }
@@ -430,9 +480,17 @@ impl LocalState {
     }
 
     /// Enables or disables maintenance on a service (a critical check).
-    pub fn service_maintenance(&self, agent: &Agent, id: &str, enable: bool, reason: &str) -> Result<(), LocalError> {
+    pub fn service_maintenance(
+        &self,
+        agent: &Agent,
+        id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), LocalError> {
         let Some(svc) = self.service(id) else {
-            return Err(LocalError::NotFound(format!("No service registered with ID {id:?}")));
+            return Err(LocalError::NotFound(format!(
+                "No service registered with ID {id:?}"
+            )));
         };
         let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
         if !enable {
@@ -445,7 +503,11 @@ impl LocalState {
         let check = HealthCheck {
             check_id,
             name: "Service Maintenance Mode".into(),
-            notes: if reason.is_empty() { DEFAULT_SERVICE_MAINT_REASON.into() } else { reason.into() },
+            notes: if reason.is_empty() {
+                DEFAULT_SERVICE_MAINT_REASON.into()
+            } else {
+                reason.into()
+            },
             service_id: svc.id.clone(),
             service_name: svc.service.clone(),
             status: HEALTH_CRITICAL.into(),
@@ -456,7 +518,12 @@ impl LocalState {
         self.add_check(agent, check, CheckDefinition::default())
     }
 
-    pub fn node_maintenance(&self, agent: &Agent, enable: bool, reason: &str) -> Result<(), LocalError> {
+    pub fn node_maintenance(
+        &self,
+        agent: &Agent,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), LocalError> {
         if !enable {
             let _ = self.remove_check(NODE_MAINT_CHECK_ID);
             return Ok(());
@@ -467,7 +534,11 @@ impl LocalState {
         let check = HealthCheck {
             check_id: NODE_MAINT_CHECK_ID.into(),
             name: "Node Maintenance Mode".into(),
-            notes: if reason.is_empty() { DEFAULT_NODE_MAINT_REASON.into() } else { reason.into() },
+            notes: if reason.is_empty() {
+                DEFAULT_NODE_MAINT_REASON.into()
+            } else {
+                reason.into()
+            },
             status: HEALTH_CRITICAL.into(),
             check_type: HEALTH_MAINT.into(),
             definition: serde_json::json!({}),
@@ -522,11 +593,14 @@ pub fn build_check(
         ));
     }
     let kind = def.kind();
-    if matches!(kind, "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script" | "docker")
-        && def.interval.is_none_or(|i| i.is_zero())
+    if matches!(
+        kind,
+        "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script" | "docker"
+    ) && def.interval.is_none_or(|i| i.is_zero())
     {
         return Err(LocalError::BadRequest(
-            "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks".into(),
+            "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks"
+                .into(),
         ));
     }
     if matches!(kind, "script" | "docker") {
@@ -544,8 +618,16 @@ pub fn build_check(
         .find(|s| !s.is_empty())
         .map(str::to_string)
         .unwrap_or(default_id);
-    let name = if def.name.is_empty() { default_name } else { def.name.clone() };
-    let status = if def.status.is_empty() { HEALTH_CRITICAL.to_string() } else { def.status.clone() };
+    let name = if def.name.is_empty() {
+        default_name
+    } else {
+        def.name.clone()
+    };
+    let status = if def.status.is_empty() {
+        HEALTH_CRITICAL.to_string()
+    } else {
+        def.status.clone()
+    };
     let fmt = |d: Option<Duration>| d.map(crate::config::format_go_duration).unwrap_or_default();
     let mut definition = serde_json::Map::new();
     if !def.http.is_empty() {
@@ -584,11 +666,20 @@ pub fn build_check(
 
 fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
     if meta.len() > 64 {
-        return Err(LocalError::BadRequest("Node metadata cannot contain more than 64 key/value pairs".into()));
+        return Err(LocalError::BadRequest(
+            "Node metadata cannot contain more than 64 key/value pairs".into(),
+        ));
     }
     for (k, v) in meta {
-        if k.is_empty() || k.len() > 128 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(LocalError::BadRequest(format!("Invalid service Meta: Key {k:?} is invalid")));
+        if k.is_empty()
+            || k.len() > 128
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(LocalError::BadRequest(format!(
+                "Invalid service Meta: Key {k:?} is invalid"
+            )));
         }
         if k.starts_with("consul-") {
             return Err(LocalError::BadRequest(format!(
@@ -606,7 +697,11 @@ fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
 
 type BuiltService = (LocalService, Vec<(HealthCheck, CheckDefinition)>);
 
-fn build_service(agent: &Agent, def: ServiceDefinition, source: Source) -> Result<BuiltService, LocalError> {
+fn build_service(
+    agent: &Agent,
+    def: ServiceDefinition,
+    source: Source,
+) -> Result<BuiltService, LocalError> {
     if def.name.is_empty() {
         return Err(LocalError::BadRequest("Missing service name".into()));
     }
@@ -615,23 +710,49 @@ fn build_service(agent: &Agent, def: ServiceDefinition, source: Source) -> Resul
     }
     let weights = def.weights.clone().unwrap_or_default();
     if weights.passing < 1 {
-        return Err(LocalError::BadRequest("Passing must be greater than 0".into()));
+        return Err(LocalError::BadRequest(
+            "Passing must be greater than 0".into(),
+        ));
     }
     validate_meta(&def.meta)?;
-    let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
-    let defs: Vec<CheckDefinition> = def.check.iter().cloned().chain(def.checks.iter().cloned()).collect();
+    let id = if def.id.is_empty() {
+        def.name.clone()
+    } else {
+        def.id.clone()
+    };
+    let defs: Vec<CheckDefinition> = def
+        .check
+        .iter()
+        .cloned()
+        .chain(def.checks.iter().cloned())
+        .collect();
     let many = defs.len() > 1;
     let mut checks = Vec::new();
     for (i, mut cdef) in defs.into_iter().enumerate() {
         cdef.service_id = id.clone();
-        let default_id = if many { format!("service:{id}:{}", i + 1) } else { format!("service:{id}") };
-        let check = build_check(agent, &cdef, source, default_id, format!("Service '{}' check", def.name))?;
+        let default_id = if many {
+            format!("service:{id}:{}", i + 1)
+        } else {
+            format!("service:{id}")
+        };
+        let check = build_check(
+            agent,
+            &cdef,
+            source,
+            default_id,
+            format!("Service '{}' check", def.name),
+        )?;
         checks.push((check, cdef));
     }
     let tagged: BTreeMap<String, serde_json::Value> = def
         .tagged_addresses
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::json!({"Address": v.address, "Port": v.port})))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::json!({"Address": v.address, "Port": v.port}),
+            )
+        })
         .collect();
     let service = NodeService {
         kind: def.kind,
@@ -648,7 +769,10 @@ fn build_service(agent: &Agent, def: ServiceDefinition, source: Source) -> Resul
             warning: weights.warning,
         },
         enable_tag_override: def.enable_tag_override,
-        proxy: def.proxy.filter(|p| !p.is_null()).unwrap_or_else(default_proxy),
+        proxy: def
+            .proxy
+            .filter(|p| !p.is_null())
+            .unwrap_or_else(default_proxy),
         connect: def
             .connect
             .filter(|c| !c.is_null())

@@ -18,7 +18,11 @@ use crate::http::response::json;
 fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -34,16 +38,31 @@ fn gauges(agent: &Agent) -> Vec<(String, f64)> {
         (format!("{prefix}.runtime.heap_objects"), 0.0),
         (
             format!("{prefix}.runtime.num_goroutines"),
-            tokio::runtime::Handle::current().metrics().num_alive_tasks() as f64,
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks() as f64,
         ),
-        (format!("{prefix}.agent.local.services"), agent.local.services().len() as f64),
-        (format!("{prefix}.agent.local.checks"), agent.local.checks().len() as f64),
-        (format!("{prefix}.blocking_query.watch_slots"), agent.store.watches.len() as f64),
+        (
+            format!("{prefix}.agent.local.services"),
+            agent.local.services().len() as f64,
+        ),
+        (
+            format!("{prefix}.agent.local.checks"),
+            agent.local.checks().len() as f64,
+        ),
+        (
+            format!("{prefix}.blocking_query.watch_slots"),
+            agent.store.watches.len() as f64,
+        ),
     ];
     if agent.config.server {
         out.push((
             format!("{prefix}.server.isLeader"),
-            if agent.consensus.is_leader() { 1.0 } else { 0.0 },
+            if agent.consensus.is_leader() {
+                1.0
+            } else {
+                0.0
+            },
         ));
     }
     out
@@ -59,7 +78,8 @@ pub async fn handler(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let prometheus = opts.params.get("format") == Some("prometheus") || accept.contains("openmetrics");
+    let prometheus =
+        opts.params.get("format") == Some("prometheus") || accept.contains("openmetrics");
     if prometheus {
         if agent.config.telemetry.prometheus_retention_time.is_zero() {
             return Err(ApiError::new(
@@ -70,7 +90,9 @@ pub async fn handler(
         let mut text = String::new();
         for (name, value) in gauges(&agent) {
             let name = name.replace(['.', '-'], "_");
-            text.push_str(&format!("# HELP {name} {name}\n# TYPE {name} gauge\n{name} {value}\n"));
+            text.push_str(&format!(
+                "# HELP {name} {name}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
         }
         let mut r = (StatusCode::OK, text).into_response();
         r.headers_mut().insert(

@@ -196,8 +196,14 @@ fn register_from_config(
     for raw in checks {
         let def: CheckDefinition = decode::from_value(raw.clone())
             .map_err(|e| anyhow::anyhow!("invalid check definition: {e}"))?;
-        let check = local::build_check(agent, &def, local::Source::Config, def.name.clone(), def.name.clone())
-            .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
+        let check = local::build_check(
+            agent,
+            &def,
+            local::Source::Config,
+            def.name.clone(),
+            def.name.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
         agent
             .local
             .add_check(agent, check, def)

@@ -78,7 +78,11 @@ pub async fn run(agent: Arc<Agent>) {
         }
         for id in agent.session_timers.expired() {
             tracing::debug!(session = %id, "session TTL expired");
-            match agent.consensus.propose(Command::SessionDestroy { id: id.clone() }).await {
+            match agent
+                .consensus
+                .propose(Command::SessionDestroy { id: id.clone() })
+                .await
+            {
                 Ok(_) => agent.session_timers.forget(&id),
                 Err(e) => tracing::warn!(session = %id, error = %e, "could not expire session"),
             }

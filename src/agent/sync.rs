@@ -76,7 +76,11 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
     let node_checks: Vec<HealthCheck> = local_checks
         .iter()
         .filter(|c| c.service_id.is_empty())
-        .filter(|l| !catalog_checks.iter().any(|c| c.check_id == l.check_id && same_check(l, c)))
+        .filter(|l| {
+            !catalog_checks
+                .iter()
+                .any(|c| c.check_id == l.check_id && same_check(l, c))
+        })
         .cloned()
         .collect();
     if !node_checks.is_empty() {
@@ -93,7 +97,8 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
 
     let local_service_ids: Vec<String> = agent.local.services().into_iter().map(|s| s.id).collect();
     for c in &catalog_services {
-        let keep = local_service_ids.contains(&c.id) || (c.id == CONSUL_SERVICE && agent.config.server);
+        let keep =
+            local_service_ids.contains(&c.id) || (c.id == CONSUL_SERVICE && agent.config.server);
         if !keep {
             agent
                 .consensus
@@ -105,9 +110,11 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         }
     }
     for c in &catalog_checks {
-        let keep = c.check_id == SERF_CHECK_ID || local_checks.iter().any(|l| l.check_id == c.check_id);
+        let keep =
+            c.check_id == SERF_CHECK_ID || local_checks.iter().any(|l| l.check_id == c.check_id);
         // A check of a service just deregistered went with it.
-        let gone_with_service = !c.service_id.is_empty() && !local_service_ids.contains(&c.service_id);
+        let gone_with_service =
+            !c.service_id.is_empty() && !local_service_ids.contains(&c.service_id);
         if !keep && !gone_with_service {
             agent
                 .consensus
@@ -128,7 +135,11 @@ pub async fn run(agent: Arc<Agent>) {
     let mut reap = tokio::time::interval(Duration::from_secs(1));
     let mut retry = false;
     loop {
-        let ttl_wait = agent.local.expire_ttls().unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+        let ttl_wait = agent
+            .local
+            .expire_ttls()
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
             r = changes.changed() => { if r.is_err() { return; } }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::AgentFlags;
 
 #[derive(Parser)]
-#[command(name = "concord", about = "A drop-in, wire-compatible replacement for the Consul agent", disable_version_flag = true)]
+#[command(
+    name = "concord",
+    about = "A drop-in, wire-compatible replacement for the Consul agent",
+    disable_version_flag = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -62,13 +66,36 @@ mod tests {
     #[test]
     fn single_dash_long_flags_become_double_dash() {
         assert_eq!(
-            norm(&["concord", "agent", "-dev", "-http-port=8501", "-config-file", "a.json", "-h", "--", "-x"]),
-            vec!["concord", "agent", "--dev", "--http-port=8501", "--config-file", "a.json", "-h", "--", "-x"]
+            norm(&[
+                "concord",
+                "agent",
+                "-dev",
+                "-http-port=8501",
+                "-config-file",
+                "a.json",
+                "-h",
+                "--",
+                "-x"
+            ]),
+            vec![
+                "concord",
+                "agent",
+                "--dev",
+                "--http-port=8501",
+                "--config-file",
+                "a.json",
+                "-h",
+                "--",
+                "-x"
+            ]
         );
     }
 
     #[test]
     fn negative_numbers_are_values() {
-        assert_eq!(norm(&["agent", "-dns-port", "-1"]), vec!["agent", "--dns-port", "-1"]);
+        assert_eq!(
+            norm(&["agent", "-dns-port", "-1"]),
+            vec!["agent", "--dns-port", "-1"]
+        );
     }
 }

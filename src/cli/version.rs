@@ -31,7 +31,9 @@ pub fn run(args: &VersionArgs) -> i32 {
         "pretty" => {
             println!("Consul v{CONSUL_VERSION}");
             println!("concord v{CONCORD_VERSION}");
-            println!("Protocol 2 spoken by default, understands 2 to 3 (agent will automatically use protocol >2 when speaking to compatible agents)");
+            println!(
+                "Protocol 2 spoken by default, understands 2 to 3 (agent will automatically use protocol >2 when speaking to compatible agents)"
+            );
             0
         }
         other => {

@@ -27,16 +27,24 @@ pub fn require_connect(agent: &Agent) -> ApiResult<()> {
     if agent.config.connect.enabled {
         Ok(())
     } else {
-        Err(ApiError::internal("Connect must be enabled in order to use this endpoint"))
+        Err(ApiError::internal(
+            "Connect must be enabled in order to use this endpoint",
+        ))
     }
 }
 
 async fn roots(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     require_connect(&agent)?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::ConnectCa)], true, |r| {
-        let idx = r.table_index(&[Table::ConnectCa])?;
-        Ok(Found::new(idx, r.system::<CaState>(CA_DOC)?))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::ConnectCa)],
+        true,
+        |r| {
+            let idx = r.table_index(&[Table::ConnectCa])?;
+            Ok(Found::new(idx, r.system::<CaState>(CA_DOC)?))
+        },
+    )
     .await?;
     let body = match ans.value {
         Some(ca) => {

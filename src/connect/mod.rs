@@ -43,7 +43,11 @@ pub const CA_DOC: &str = "connect-ca";
 
 /// Colon-separated hex, the way Consul prints key and certificate IDs.
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

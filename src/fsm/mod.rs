@@ -22,24 +22,60 @@ pub struct Registration {
 /// Every write that goes through Raft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    KvSet { entry: DirEntry },
-    KvCas { entry: DirEntry, index: u64 },
-    KvLock { entry: DirEntry, session: String },
-    KvUnlock { entry: DirEntry, session: String },
-    KvDelete { key: String },
-    KvDeleteCas { key: String, index: u64 },
-    KvDeleteTree { prefix: String },
+    KvSet {
+        entry: DirEntry,
+    },
+    KvCas {
+        entry: DirEntry,
+        index: u64,
+    },
+    KvLock {
+        entry: DirEntry,
+        session: String,
+    },
+    KvUnlock {
+        entry: DirEntry,
+        session: String,
+    },
+    KvDelete {
+        key: String,
+    },
+    KvDeleteCas {
+        key: String,
+        index: u64,
+    },
+    KvDeleteTree {
+        prefix: String,
+    },
     /// Drops KV tombstones written at or before `index` (leader's periodic reaper).
-    KvReapTombstones { index: u64 },
+    KvReapTombstones {
+        index: u64,
+    },
     Register(Registration),
-    DeregisterNode { node: String },
-    DeregisterService { node: String, service_id: String },
-    DeregisterCheck { node: String, check_id: String },
+    DeregisterNode {
+        node: String,
+    },
+    DeregisterService {
+        node: String,
+        service_id: String,
+    },
+    DeregisterCheck {
+        node: String,
+        check_id: String,
+    },
     SessionCreate(Session),
-    SessionDestroy { id: String },
-    Txn { ops: Vec<TxnOp> },
+    SessionDestroy {
+        id: String,
+    },
+    Txn {
+        ops: Vec<TxnOp>,
+    },
     /// Stores a singleton document (Connect CA, autopilot config, ...).
-    PutSystem { name: String, table: Table, doc: Value },
+    PutSystem {
+        name: String,
+        table: Table,
+        doc: Value,
+    },
 }
 
 /// What applying a command answers.
@@ -63,7 +99,9 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 w.kv_set(entry.clone(), false)?;
                 Response::Bool(true)
             }
-            Command::KvCas { entry, index } => Response::Bool(w.kv_cas(entry.clone(), *index)?.is_some()),
+            Command::KvCas { entry, index } => {
+                Response::Bool(w.kv_cas(entry.clone(), *index)?.is_some())
+            }
             Command::KvLock { entry, session } => {
                 Response::Bool(w.kv_lock(entry.clone(), session)?.is_some())
             }
@@ -110,7 +148,9 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 w.delete_check(node, check_id)?;
                 Response::Bool(true)
             }
-            Command::SessionCreate(session) => Response::Session(w.session_create(session.clone())?),
+            Command::SessionCreate(session) => {
+                Response::Session(w.session_create(session.clone())?)
+            }
             Command::SessionDestroy { id } => {
                 w.session_destroy(id)?;
                 Response::Bool(true)

@@ -81,43 +81,86 @@ fn entry(key: &str, value: &str) -> DirEntry {
 #[test]
 fn identical_writes_keep_modify_index() {
     let mut h = Harness::new();
-    h.run(Command::KvSet { entry: entry("a", "1") });
+    h.run(Command::KvSet {
+        entry: entry("a", "1"),
+    });
     let (idx1, e1) = h.get("a");
-    h.run(Command::KvSet { entry: entry("a", "1") });
+    h.run(Command::KvSet {
+        entry: entry("a", "1"),
+    });
     let (idx2, e2) = h.get("a");
     assert_eq!(idx1, idx2);
     assert_eq!(e1, e2);
-    h.run(Command::KvSet { entry: entry("a", "2") });
+    h.run(Command::KvSet {
+        entry: entry("a", "2"),
+    });
     assert!(h.get("a").0 > idx2);
 }
 
 #[test]
 fn cas_zero_creates_only_and_cas_n_needs_exact_index() {
     let mut h = Harness::new();
-    assert_eq!(h.run(Command::KvCas { entry: entry("k", "1"), index: 0 }), Response::Bool(true));
-    assert_eq!(h.run(Command::KvCas { entry: entry("k", "2"), index: 0 }), Response::Bool(false));
+    assert_eq!(
+        h.run(Command::KvCas {
+            entry: entry("k", "1"),
+            index: 0
+        }),
+        Response::Bool(true)
+    );
+    assert_eq!(
+        h.run(Command::KvCas {
+            entry: entry("k", "2"),
+            index: 0
+        }),
+        Response::Bool(false)
+    );
     let idx = h.get("k").1.unwrap().modify_index;
-    assert_eq!(h.run(Command::KvCas { entry: entry("k", "3"), index: idx + 7 }), Response::Bool(false));
-    assert_eq!(h.run(Command::KvCas { entry: entry("k", "3"), index: idx }), Response::Bool(true));
+    assert_eq!(
+        h.run(Command::KvCas {
+            entry: entry("k", "3"),
+            index: idx + 7
+        }),
+        Response::Bool(false)
+    );
+    assert_eq!(
+        h.run(Command::KvCas {
+            entry: entry("k", "3"),
+            index: idx
+        }),
+        Response::Bool(true)
+    );
     assert_eq!(h.get("k").1.unwrap().value.unwrap(), b"3");
 }
 
 #[test]
 fn delete_cas_on_missing_key_is_true() {
     let mut h = Harness::new();
-    assert_eq!(h.run(Command::KvDeleteCas { key: "nope".into(), index: 5 }), Response::Bool(true));
+    assert_eq!(
+        h.run(Command::KvDeleteCas {
+            key: "nope".into(),
+            index: 5
+        }),
+        Response::Bool(true)
+    );
 }
 
 #[test]
 fn deleted_prefix_index_does_not_go_backwards() {
     let mut h = Harness::new();
-    h.run(Command::KvSet { entry: entry("p/a", "1") });
-    h.run(Command::KvSet { entry: entry("p/b", "1") });
+    h.run(Command::KvSet {
+        entry: entry("p/a", "1"),
+    });
+    h.run(Command::KvSet {
+        entry: entry("p/b", "1"),
+    });
     let (before, _) = h.store.read().unwrap().view().kv_list("p/").unwrap();
     h.run(Command::KvDelete { key: "p/b".into() });
     let (after, entries) = h.store.read().unwrap().view().kv_list("p/").unwrap();
     assert_eq!(entries.len(), 1);
-    assert!(after > before, "tombstone keeps the prefix index moving: {after} > {before}");
+    assert!(
+        after > before,
+        "tombstone keeps the prefix index moving: {after} > {before}"
+    );
 }
 
 #[test]
@@ -126,13 +169,27 @@ fn lock_index_and_session_rules() {
     h.node("n1");
     let s1 = h.session("n1", SESSION_BEHAVIOR_RELEASE);
     let s2 = h.session("n1", SESSION_BEHAVIOR_RELEASE);
-    let lock = |s: &str| Command::KvLock { entry: entry("lock", "v"), session: s.into() };
+    let lock = |s: &str| Command::KvLock {
+        entry: entry("lock", "v"),
+        session: s.into(),
+    };
     assert_eq!(h.run(lock(&s1)), Response::Bool(true));
     assert_eq!(h.get("lock").1.unwrap().lock_index, 1);
-    assert_eq!(h.run(lock(&s2)), Response::Bool(false), "held by another session");
-    assert_eq!(h.run(lock(&s1)), Response::Bool(true), "re-acquire by the holder");
+    assert_eq!(
+        h.run(lock(&s2)),
+        Response::Bool(false),
+        "held by another session"
+    );
+    assert_eq!(
+        h.run(lock(&s1)),
+        Response::Bool(true),
+        "re-acquire by the holder"
+    );
     assert_eq!(h.get("lock").1.unwrap().lock_index, 1);
-    let unlock = |s: &str| Command::KvUnlock { entry: entry("lock", "v"), session: s.into() };
+    let unlock = |s: &str| Command::KvUnlock {
+        entry: entry("lock", "v"),
+        session: s.into(),
+    };
     assert_eq!(h.run(unlock(&s2)), Response::Bool(false));
     assert_eq!(h.run(unlock(&s1)), Response::Bool(true));
     let e = h.get("lock").1.unwrap();
@@ -140,7 +197,10 @@ fn lock_index_and_session_rules() {
     assert_eq!(e.lock_index, 1);
     assert_eq!(h.run(lock(&s2)), Response::Bool(true));
     assert_eq!(h.get("lock").1.unwrap().lock_index, 2);
-    match h.run(Command::KvLock { entry: entry("x", ""), session: "bogus".into() }) {
+    match h.run(Command::KvLock {
+        entry: entry("x", ""),
+        session: "bogus".into(),
+    }) {
         Response::Rejected(msg) => assert_eq!(msg, "invalid session \"bogus\""),
         other => panic!("{other:?}"),
     }
@@ -152,8 +212,14 @@ fn session_end_releases_or_deletes_held_keys() {
     h.node("n1");
     let rel = h.session("n1", SESSION_BEHAVIOR_RELEASE);
     let del = h.session("n1", SESSION_BEHAVIOR_DELETE);
-    h.run(Command::KvLock { entry: entry("r", "1"), session: rel.clone() });
-    h.run(Command::KvLock { entry: entry("d", "1"), session: del.clone() });
+    h.run(Command::KvLock {
+        entry: entry("r", "1"),
+        session: rel.clone(),
+    });
+    h.run(Command::KvLock {
+        entry: entry("d", "1"),
+        session: del.clone(),
+    });
     h.run(Command::SessionDestroy { id: rel });
     h.run(Command::SessionDestroy { id: del });
     assert_eq!(h.get("r").1.unwrap().session, None);
@@ -166,7 +232,11 @@ fn critical_check_and_node_removal_invalidate_sessions() {
     h.node("n1");
     let s = h.session("n1", SESSION_BEHAVIOR_RELEASE);
     h.run(Command::Register(Registration {
-        node: Node { node: "n1".into(), address: "127.0.0.1".into(), ..Default::default() },
+        node: Node {
+            node: "n1".into(),
+            address: "127.0.0.1".into(),
+            ..Default::default()
+        },
         skip_node_update: true,
         service: None,
         checks: vec![HealthCheck {
@@ -177,11 +247,29 @@ fn critical_check_and_node_removal_invalidate_sessions() {
             ..Default::default()
         }],
     }));
-    assert!(h.store.read().unwrap().view().session(&s).unwrap().1.is_none());
+    assert!(
+        h.store
+            .read()
+            .unwrap()
+            .view()
+            .session(&s)
+            .unwrap()
+            .1
+            .is_none()
+    );
     h.node("n2");
     let s2 = h.session("n2", SESSION_BEHAVIOR_RELEASE);
     h.run(Command::DeregisterNode { node: "n2".into() });
-    assert!(h.store.read().unwrap().view().session(&s2).unwrap().1.is_none());
+    assert!(
+        h.store
+            .read()
+            .unwrap()
+            .view()
+            .session(&s2)
+            .unwrap()
+            .1
+            .is_none()
+    );
 }
 
 #[test]
@@ -206,9 +294,18 @@ fn session_needs_node_and_healthy_checks() {
 fn failed_txn_rolls_back_everything_and_reports_each_error() {
     let mut h = Harness::new();
     let ops = vec![
-        TxnOp::Kv { verb: "set".into(), entry: entry("t/a", "1") },
-        TxnOp::Kv { verb: "lock".into(), entry: entry("t/b", "1") },
-        TxnOp::Kv { verb: "get".into(), entry: entry("t/missing", "") },
+        TxnOp::Kv {
+            verb: "set".into(),
+            entry: entry("t/a", "1"),
+        },
+        TxnOp::Kv {
+            verb: "lock".into(),
+            entry: entry("t/b", "1"),
+        },
+        TxnOp::Kv {
+            verb: "get".into(),
+            entry: entry("t/missing", ""),
+        },
     ];
     match h.run(Command::Txn { ops }) {
         Response::TxnFailed(errors) => {
@@ -227,8 +324,14 @@ fn failed_txn_rolls_back_everything_and_reports_each_error() {
 fn txn_results_blank_values_except_get() {
     let mut h = Harness::new();
     let ops = vec![
-        TxnOp::Kv { verb: "set".into(), entry: entry("k", "v") },
-        TxnOp::Kv { verb: "get".into(), entry: entry("k", "") },
+        TxnOp::Kv {
+            verb: "set".into(),
+            entry: entry("k", "v"),
+        },
+        TxnOp::Kv {
+            verb: "get".into(),
+            entry: entry("k", ""),
+        },
     ];
     match h.run(Command::Txn { ops }) {
         Response::Txn(resp) => {
@@ -251,13 +354,18 @@ fn txn_results_blank_values_except_get() {
 fn snapshot_round_trip() {
     let mut h = Harness::new();
     h.node("n1");
-    h.run(Command::KvSet { entry: entry("snap/a", "1") });
+    h.run(Command::KvSet {
+        entry: entry("snap/a", "1"),
+    });
     let mut buf = Vec::new();
     h.store.snapshot_to(&mut buf).unwrap();
     let other = Store::open_scratch().unwrap();
     other.restore_from(&mut buf.as_slice()).unwrap();
     let r = other.read().unwrap();
-    assert_eq!(r.view().kv_get("snap/a").unwrap().1.unwrap().value.unwrap(), b"1");
+    assert_eq!(
+        r.view().kv_get("snap/a").unwrap().1.unwrap().value.unwrap(),
+        b"1"
+    );
     assert!(r.view().node("n1").unwrap().is_some());
     assert!(other.restore_from(&mut &b"garbage"[..]).is_err());
 }

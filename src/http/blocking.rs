@@ -79,7 +79,11 @@ pub async fn check_consistency(agent: &Agent, mode: Consistency) -> Result<(), A
             if agent.consensus.is_leader() {
                 return Ok(());
             }
-            if !agent.consensus.wait_for_leader(agent.consensus.hold_timeout).await {
+            if !agent
+                .consensus
+                .wait_for_leader(agent.consensus.hold_timeout)
+                .await
+            {
                 return Err(ApiError::internal("No cluster leader"));
             }
             if agent.consensus.is_leader() {
@@ -148,7 +152,9 @@ pub async fn blocking<T>(
                 exists: found.exists,
             });
         }
-        let woke = tokio::time::timeout(remaining, watches.changed()).await.is_ok();
+        let woke = tokio::time::timeout(remaining, watches.changed())
+            .await
+            .is_ok();
         if !woke {
             let found = run(&mut query)?;
             return Ok(Answer {

@@ -26,13 +26,25 @@ use crate::structs::{
 pub fn router() -> Router<Arc<Agent>> {
     Router::new()
         .route("/v1/catalog/register", endpoint(&["PUT"], put(register)))
-        .route("/v1/catalog/deregister", endpoint(&["PUT"], put(deregister)))
-        .route("/v1/catalog/datacenters", endpoint(&["GET"], get(datacenters)))
+        .route(
+            "/v1/catalog/deregister",
+            endpoint(&["PUT"], put(deregister)),
+        )
+        .route(
+            "/v1/catalog/datacenters",
+            endpoint(&["GET"], get(datacenters)),
+        )
         .route("/v1/catalog/nodes", endpoint(&["GET"], get(nodes)))
         .route("/v1/catalog/services", endpoint(&["GET"], get(services)))
-        .route("/v1/catalog/service/{name}", endpoint(&["GET"], get(service)))
+        .route(
+            "/v1/catalog/service/{name}",
+            endpoint(&["GET"], get(service)),
+        )
         .route("/v1/catalog/node/{node}", endpoint(&["GET"], get(node)))
-        .route("/v1/catalog/node-services/{node}", endpoint(&["GET"], get(node_services)))
+        .route(
+            "/v1/catalog/node-services/{node}",
+            endpoint(&["GET"], get(node_services)),
+        )
 }
 
 /// `?node-meta=k:v` pairs must all match.
@@ -56,13 +68,19 @@ async fn propose(agent: &Agent, cmd: Command) -> ApiResult<()> {
     }
 }
 
-async fn register(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
+async fn register(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: RegisterRequest = decode::from_slice(&body).map_err(ApiError::decode)?;
     if req.node.is_empty() {
         return Err(ApiError::bad_request("Invalid request: Missing node name"));
     }
     if req.address.is_empty() && !req.skip_node_update {
-        return Err(ApiError::bad_request("Invalid request: Missing node address"));
+        return Err(ApiError::bad_request(
+            "Invalid request: Missing node address",
+        ));
     }
     agent.authorize(&opts.token, Access::NodeWrite(&req.node))?;
     let node = Node {
@@ -82,7 +100,9 @@ async fn register(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Byt
     let service: Option<NodeService> = match req.service {
         Some(s) => {
             if s.service.is_empty() {
-                return Err(ApiError::bad_request("Invalid request: Missing service name"));
+                return Err(ApiError::bad_request(
+                    "Invalid request: Missing service name",
+                ));
             }
             agent.authorize(&opts.token, Access::ServiceWrite(&s.service))?;
             Some(s.into_node_service())
@@ -119,7 +139,11 @@ async fn register(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Byt
     Ok(json(&true, opts.pretty))
 }
 
-async fn deregister(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
+async fn deregister(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: DeregisterRequest = decode::from_slice(&body).map_err(ApiError::decode)?;
     if req.node.is_empty() {
         return Err(ApiError::bad_request("Invalid request: Missing node name"));
@@ -164,10 +188,16 @@ async fn nodes(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult
 
 async fn services(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(""))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Services)], true, |r| {
-        let (idx, all) = r.services()?;
-        Ok(Found::new(idx, all))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::Services)],
+        true,
+        |r| {
+            let (idx, all) = r.services()?;
+            Ok(Found::new(idx, all))
+        },
+    )
     .await?;
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut instances = Vec::new();
@@ -190,10 +220,16 @@ async fn service(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(&name))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Service(lower(&name))], true, |r| {
-        let (idx, instances) = r.service_instances(&name)?;
-        Ok(Found::new(idx, instances))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Service(lower(&name))],
+        true,
+        |r| {
+            let (idx, instances) = r.service_instances(&name)?;
+            Ok(Found::new(idx, instances))
+        },
+    )
     .await?;
     let list: Vec<ServiceNode> = ans
         .value
@@ -217,7 +253,11 @@ async fn node(
     })
     .await?;
     let Some((node, services)) = ans.value else {
-        return Ok(json_with_meta(&serde_json::Value::Null, &ans.meta, opts.pretty));
+        return Ok(json_with_meta(
+            &serde_json::Value::Null,
+            &ans.meta,
+            opts.pretty,
+        ));
     };
     let services = opts.apply_filter(services)?;
     let out = NodeServices {
@@ -239,7 +279,11 @@ async fn node_services(
     })
     .await?;
     let Some((node, services)) = ans.value else {
-        return Ok(json_with_meta(&serde_json::Value::Null, &ans.meta, opts.pretty));
+        return Ok(json_with_meta(
+            &serde_json::Value::Null,
+            &ans.meta,
+            opts.pretty,
+        ));
     };
     let services = opts.apply_filter(services)?;
     let out = serde_json::json!({ "Node": node, "Services": services });

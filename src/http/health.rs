@@ -22,9 +22,15 @@ use crate::structs::{HEALTH_PASSING, HealthCheck};
 pub fn router() -> Router<Arc<Agent>> {
     Router::new()
         .route("/v1/health/node/{node}", endpoint(&["GET"], get(node)))
-        .route("/v1/health/checks/{service}", endpoint(&["GET"], get(checks)))
+        .route(
+            "/v1/health/checks/{service}",
+            endpoint(&["GET"], get(checks)),
+        )
         .route("/v1/health/state/{state}", endpoint(&["GET"], get(state)))
-        .route("/v1/health/service/{service}", endpoint(&["GET"], get(service)))
+        .route(
+            "/v1/health/service/{service}",
+            endpoint(&["GET"], get(service)),
+        )
 }
 
 async fn node(
@@ -48,23 +54,29 @@ async fn checks(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(&service))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Service(lower(&service))], true, |r| {
-        let (idx, checks) = r.all_checks()?;
-        let mut out = Vec::new();
-        for c in checks {
-            if !c.service_name.eq_ignore_ascii_case(&service) {
-                continue;
-            }
-            if !opts.node_meta.is_empty() {
-                match r.node(&c.node)? {
-                    Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
-                    _ => continue,
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Service(lower(&service))],
+        true,
+        |r| {
+            let (idx, checks) = r.all_checks()?;
+            let mut out = Vec::new();
+            for c in checks {
+                if !c.service_name.eq_ignore_ascii_case(&service) {
+                    continue;
                 }
+                if !opts.node_meta.is_empty() {
+                    match r.node(&c.node)? {
+                        Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
+                        _ => continue,
+                    }
+                }
+                out.push(c);
             }
-            out.push(c);
-        }
-        Ok(Found::new(idx, out))
-    })
+            Ok(Found::new(idx, out))
+        },
+    )
     .await?;
     let checks = opts.apply_filter(ans.value)?;
     Ok(json_with_meta(&checks, &ans.meta, opts.pretty))
@@ -76,26 +88,34 @@ async fn state(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     if !matches!(state.as_str(), "any" | "passing" | "warning" | "critical") {
-        return Err(ApiError::bad_request(format!("Invalid check state: {state}")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid check state: {state}"
+        )));
     }
     agent.authorize(&opts.token, Access::NodeRead(""))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Checks)], true, |r| {
-        let (idx, checks) = r.all_checks()?;
-        let mut out: Vec<HealthCheck> = Vec::new();
-        for c in checks {
-            if state != "any" && c.status != state {
-                continue;
-            }
-            if !opts.node_meta.is_empty() {
-                match r.node(&c.node)? {
-                    Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
-                    _ => continue,
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::Checks)],
+        true,
+        |r| {
+            let (idx, checks) = r.all_checks()?;
+            let mut out: Vec<HealthCheck> = Vec::new();
+            for c in checks {
+                if state != "any" && c.status != state {
+                    continue;
                 }
+                if !opts.node_meta.is_empty() {
+                    match r.node(&c.node)? {
+                        Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
+                        _ => continue,
+                    }
+                }
+                out.push(c);
             }
-            out.push(c);
-        }
-        Ok(Found::new(idx, out))
-    })
+            Ok(Found::new(idx, out))
+        },
+    )
     .await?;
     let checks = opts.apply_filter(ans.value)?;
     Ok(json_with_meta(&checks, &ans.meta, opts.pretty))
@@ -110,12 +130,20 @@ async fn service(
     let passing = match opts.params.get("passing") {
         None => false,
         Some("") => true,
-        Some(v) => parse_go_bool(v).ok_or_else(|| ApiError::bad_request("Invalid value for ?passing"))?,
+        Some(v) => {
+            parse_go_bool(v).ok_or_else(|| ApiError::bad_request("Invalid value for ?passing"))?
+        }
     };
-    let ans = blocking(&agent, &opts, &[WatchKey::Service(lower(&name))], true, |r| {
-        let (idx, list) = r.check_service_nodes(&name)?;
-        Ok(Found::new(idx, list))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Service(lower(&name))],
+        true,
+        |r| {
+            let (idx, list) = r.check_service_nodes(&name)?;
+            Ok(Found::new(idx, list))
+        },
+    )
     .await?;
     let list: Vec<_> = ans
         .value

@@ -11,10 +11,10 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::blocking::{Found, blocking};
+use super::endpoint;
 use super::error::{ApiError, ApiResult};
 use super::query::QueryOptions;
 use super::response::{json, json_with_meta, not_found_with_meta, set_meta};
-use super::endpoint;
 use crate::acl::Access;
 use crate::agent::Agent;
 use crate::fsm::{Command, Response as FsmResponse};
@@ -52,10 +52,16 @@ async fn kv_get(
             .or_else(|| p.get("seperator"))
             .unwrap_or("")
             .to_string();
-        let ans = blocking(&agent, &opts, &[WatchKey::KvPrefix(key.clone())], false, |r| {
-            let (idx, keys) = r.kv_keys(&key, &sep)?;
-            Ok(Found::new(idx, keys))
-        })
+        let ans = blocking(
+            &agent,
+            &opts,
+            &[WatchKey::KvPrefix(key.clone())],
+            false,
+            |r| {
+                let (idx, keys) = r.kv_keys(&key, &sep)?;
+                Ok(Found::new(idx, keys))
+            },
+        )
         .await?;
         if ans.value.is_empty() && !key.is_empty() {
             return Ok(not_found_with_meta(&ans.meta));
@@ -63,10 +69,16 @@ async fn kv_get(
         return Ok(json_with_meta(&ans.value, &ans.meta, opts.pretty));
     }
     if p.has("recurse") {
-        let ans = blocking(&agent, &opts, &[WatchKey::KvPrefix(key.clone())], false, |r| {
-            let (idx, entries) = r.kv_list(&key)?;
-            Ok(Found::new(idx, entries))
-        })
+        let ans = blocking(
+            &agent,
+            &opts,
+            &[WatchKey::KvPrefix(key.clone())],
+            false,
+            |r| {
+                let (idx, entries) = r.kv_list(&key)?;
+                Ok(Found::new(idx, entries))
+            },
+        )
         .await?;
         if ans.value.is_empty() {
             return Ok(not_found_with_meta(&ans.meta));
@@ -91,8 +103,14 @@ async fn kv_get(
         let mut r = Response::new(Body::from(entry.value.unwrap_or_default()));
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
-        h.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
+        h.insert(
+            "X-Content-Type-Options",
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            "Content-Security-Policy",
+            HeaderValue::from_static("sandbox"),
+        );
         set_meta(h, &ans.meta);
         return Ok(r);
     }
@@ -113,7 +131,9 @@ async fn propose_bool(agent: &Agent, cmd: Command) -> ApiResult<bool> {
     match agent.consensus.propose(cmd).await? {
         FsmResponse::Bool(b) => Ok(b),
         FsmResponse::Rejected(msg) => Err(ApiError::from_message(msg)),
-        other => Err(ApiError::internal(format!("unexpected FSM answer: {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected FSM answer: {other:?}"
+        ))),
     }
 }
 
@@ -129,9 +149,15 @@ async fn kv_put(
         return Err(ApiError::bad_request("Missing key name"));
     }
     let p = &opts.params;
-    let exclusive = ["cas", "acquire", "release"].iter().filter(|f| p.has(f)).count();
+    let exclusive = ["cas", "acquire", "release"]
+        .iter()
+        .filter(|f| p.has(f))
+        .count();
     if exclusive > 1 {
-        return Err(ApiError::bad_request(format!("Conflicting flags: {}\n", opts.raw_query)));
+        return Err(ApiError::bad_request(format!(
+            "Conflicting flags: {}\n",
+            opts.raw_query
+        )));
     }
     let max = agent.config.kv_max_value_size;
     if body.len() as u64 > max {
@@ -180,7 +206,10 @@ async fn kv_delete(
     let p = &opts.params;
     let recurse = p.has("recurse");
     if recurse && p.has("cas") {
-        return Err(ApiError::bad_request(format!("Conflicting flags: {}\n", opts.raw_query)));
+        return Err(ApiError::bad_request(format!(
+            "Conflicting flags: {}\n",
+            opts.raw_query
+        )));
     }
     if key.is_empty() && !recurse {
         return Err(ApiError::bad_request("Missing key name"));
@@ -194,4 +223,3 @@ async fn kv_delete(
     };
     Ok(json(&ok, opts.pretty))
 }
-

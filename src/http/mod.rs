@@ -33,7 +33,10 @@ const BODY_LIMIT: usize = 64 << 20;
 
 /// Adds Consul's method handling to a route: `OPTIONS` answers 200 with `Allow`, any
 /// other method not listed answers 405 `method X not allowed`.
-pub fn endpoint(methods: &'static [&'static str], route: MethodRouter<Arc<Agent>>) -> MethodRouter<Arc<Agent>> {
+pub fn endpoint(
+    methods: &'static [&'static str],
+    route: MethodRouter<Arc<Agent>>,
+) -> MethodRouter<Arc<Agent>> {
     let allow = std::iter::once("OPTIONS")
         .chain(methods.iter().copied())
         .collect::<Vec<_>>()
@@ -75,7 +78,11 @@ async fn unknown_path(req: Request) -> ApiError {
 }
 
 /// Headers Consul sets on every answer.
-async fn common_headers(agent: axum::extract::State<Arc<Agent>>, req: Request, next: Next) -> Response {
+async fn common_headers(
+    agent: axum::extract::State<Arc<Agent>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut resp = next.run(req).await;
     let policy = if agent.config.acl.enabled {
         agent.config.acl.default_policy.as_str()
@@ -107,16 +114,26 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(crate::agent::http::router())
         .merge(crate::connect::http::router())
         .fallback(unknown_path)
-        .layer(middleware::from_fn_with_state(agent.clone(), common_headers))
+        .layer(middleware::from_fn_with_state(
+            agent.clone(),
+            common_headers,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(agent)
 }
 
 /// Serves the API on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
 
 /// Serves the API on a Unix socket (`addresses.http = "unix:///path"`).
@@ -129,4 +146,3 @@ pub async fn serve_unix(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
-

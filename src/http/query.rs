@@ -37,7 +37,10 @@ impl Params {
 
     /// The first value (Go's `Values.Get`), `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Presence flags: any value, even `false`, counts as set (Consul's rule).
@@ -103,7 +106,11 @@ fn token_from(params: &Params, parts: &Parts, agent: &Agent) -> String {
     {
         return t.to_string();
     }
-    if let Some(auth) = parts.headers.get("authorization").and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
         let mut words = auth.split_whitespace();
         if let (Some(scheme), Some(value)) = (words.next(), words.next()) {
             if scheme.eq_ignore_ascii_case("bearer") {
@@ -169,10 +176,10 @@ impl QueryOptions {
         }
         let mut max_stale = None;
         if let Some(ms) = params.get("max_stale") {
-            max_stale = Some(
-                parse_go_duration(ms)
-                    .map_err(|_| ApiError::bad_request(format!("Invalid max_stale value {ms:?}")))?,
-            );
+            max_stale =
+                Some(parse_go_duration(ms).map_err(|_| {
+                    ApiError::bad_request(format!("Invalid max_stale value {ms:?}"))
+                })?);
         }
         let consistency = if consistent {
             Consistency::Consistent
@@ -198,7 +205,10 @@ impl QueryOptions {
             })
             .collect();
         let tags = params.all("tag").into_iter().map(str::to_string).collect();
-        let near = params.get("near").filter(|n| !n.is_empty()).map(str::to_string);
+        let near = params
+            .get("near")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
         let pretty = params.has("pretty") || agent.config.dev;
         let token = token_from(&params, parts, agent);
 
@@ -228,8 +238,12 @@ impl QueryOptions {
         };
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
-            let value = serde_json::to_value(&item).map_err(|e| ApiError::internal(e.to_string()))?;
-            if filter.matches(&value).map_err(|e| ApiError::internal(e.to_string()))? {
+            let value =
+                serde_json::to_value(&item).map_err(|e| ApiError::internal(e.to_string()))?;
+            if filter
+                .matches(&value)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+            {
                 kept.push(item);
             }
         }
@@ -240,7 +254,10 @@ impl QueryOptions {
 impl FromRequestParts<Arc<Agent>> for QueryOptions {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, agent: &Arc<Agent>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        agent: &Arc<Agent>,
+    ) -> Result<Self, Self::Rejection> {
         QueryOptions::from_parts(parts, agent)
     }
 }

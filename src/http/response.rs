@@ -31,7 +31,10 @@ pub fn json<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Response {
 pub fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T, pretty: bool) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         Body::from(json_bytes(value, pretty)),
     )
         .into_response()
@@ -61,11 +64,18 @@ pub fn set_leader_meta(headers: &mut HeaderMap, meta: &QueryMeta) {
         "X-Consul-KnownLeader",
         HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
     );
-    headers.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact_ms));
+    headers.insert(
+        "X-Consul-LastContact",
+        HeaderValue::from(meta.last_contact_ms),
+    );
 }
 
 /// A JSON answer to a read, with its metadata headers.
-pub fn json_with_meta<T: Serialize + ?Sized>(value: &T, meta: &QueryMeta, pretty: bool) -> Response {
+pub fn json_with_meta<T: Serialize + ?Sized>(
+    value: &T,
+    meta: &QueryMeta,
+    pretty: bool,
+) -> Response {
     let mut r = json(value, pretty);
     set_meta(r.headers_mut(), meta);
     r

@@ -83,7 +83,11 @@ fn parse_lock_delay(v: Option<Value>) -> Result<Duration, String> {
     }
 }
 
-async fn create(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
+async fn create(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: CreateRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
         CreateRequest::default()
     } else {
@@ -103,7 +107,9 @@ async fn create(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes
         req.behavior
     };
     if behavior != "release" && behavior != "delete" {
-        return Err(ApiError::internal(format!("Invalid Behavior setting '{behavior}'")));
+        return Err(ApiError::internal(format!(
+            "Invalid Behavior setting '{behavior}'"
+        )));
     }
     if !req.ttl.is_empty() {
         let ttl = parse_go_duration(&req.ttl)
@@ -144,13 +150,19 @@ async fn create(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes
         create_index: 0,
         modify_index: 0,
     };
-    match agent.consensus.propose(Command::SessionCreate(session)).await? {
+    match agent
+        .consensus
+        .propose(Command::SessionCreate(session))
+        .await?
+    {
         FsmResponse::Session(s) => {
             agent.session_timers.created(&s);
             Ok(json(&serde_json::json!({ "ID": s.id }), opts.pretty))
         }
         FsmResponse::Rejected(msg) => Err(ApiError::from_message(msg)),
-        other => Err(ApiError::internal(format!("unexpected FSM answer: {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected FSM answer: {other:?}"
+        ))),
     }
 }
 
@@ -160,7 +172,10 @@ async fn destroy(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::SessionWrite(&id))?;
-    agent.consensus.propose(Command::SessionDestroy { id: id.clone() }).await?;
+    agent
+        .consensus
+        .propose(Command::SessionDestroy { id: id.clone() })
+        .await?;
     agent.session_timers.forget(&id);
     Ok(json(&true, opts.pretty))
 }
@@ -195,10 +210,16 @@ async fn info(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::SessionRead(&id))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Sessions)], false, |r| {
-        let (idx, s) = r.session(&id)?;
-        Ok(Found::new(idx, s.into_iter().collect::<Vec<_>>()))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::Sessions)],
+        false,
+        |r| {
+            let (idx, s) = r.session(&id)?;
+            Ok(Found::new(idx, s.into_iter().collect::<Vec<_>>()))
+        },
+    )
     .await?;
     Ok(json_with_meta(&views(&ans.value), &ans.meta, opts.pretty))
 }
@@ -209,20 +230,32 @@ async fn node(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::SessionRead(&node))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Sessions)], false, |r| {
-        let (idx, s) = r.node_sessions(&node)?;
-        Ok(Found::new(idx, s))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::Sessions)],
+        false,
+        |r| {
+            let (idx, s) = r.node_sessions(&node)?;
+            Ok(Found::new(idx, s))
+        },
+    )
     .await?;
     Ok(json_with_meta(&views(&ans.value), &ans.meta, opts.pretty))
 }
 
 async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::SessionRead(""))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Sessions)], false, |r| {
-        let (idx, s) = r.sessions()?;
-        Ok(Found::new(idx, s))
-    })
+    let ans = blocking(
+        &agent,
+        &opts,
+        &[WatchKey::Table(Table::Sessions)],
+        false,
+        |r| {
+            let (idx, s) = r.sessions()?;
+            Ok(Found::new(idx, s))
+        },
+    )
     .await?;
     Ok(json_with_meta(&views(&ans.value), &ans.meta, opts.pretty))
 }

@@ -25,6 +25,11 @@ async fn leader(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResul
 }
 
 async fn peers(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
-    let peers: Vec<String> = agent.consensus.voters().into_iter().map(|n| n.addr).collect();
+    let peers: Vec<String> = agent
+        .consensus
+        .voters()
+        .into_iter()
+        .map(|n| n.addr)
+        .collect();
     Ok(json(&peers, opts.pretty))
 }

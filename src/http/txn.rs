@@ -93,7 +93,9 @@ fn convert(agent: &Agent, input: TxnOpInput) -> ApiResult<TxnOp> {
             id: s.session.id,
         });
     }
-    Err(ApiError::bad_request("Failed to parse body: operation has no KV, Node, Service, Check or Session member"))
+    Err(ApiError::bad_request(
+        "Failed to parse body: operation has no KV, Node, Service, Check or Session member",
+    ))
 }
 
 fn authorize(agent: &Agent, token: &str, op: &TxnOp) -> ApiResult<()> {
@@ -106,7 +108,9 @@ fn authorize(agent: &Agent, token: &str, op: &TxnOp) -> ApiResult<()> {
             }
         }
         TxnOp::Node { node, .. } => agent.authorize(token, Access::NodeWrite(&node.node)),
-        TxnOp::Service { service, .. } => agent.authorize(token, Access::ServiceWrite(&service.service)),
+        TxnOp::Service { service, .. } => {
+            agent.authorize(token, Access::ServiceWrite(&service.service))
+        }
         TxnOp::Check { check, .. } => agent.authorize(token, Access::NodeWrite(&check.node)),
         TxnOp::Session { id, .. } => agent.authorize(token, Access::SessionWrite(id)),
     }
@@ -126,8 +130,15 @@ fn respond(result: Result<TxnResponse, Vec<TxnError>>, pretty: bool) -> Response
     }
 }
 
-async fn txn(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -> ApiResult<Response> {
-    let max_len = agent.config.txn_max_req_len.max(agent.config.kv_max_value_size);
+async fn txn(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let max_len = agent
+        .config
+        .txn_max_req_len
+        .max(agent.config.kv_max_value_size);
     if body.len() as u64 > max_len {
         return Err(ApiError::too_large(format!(
             "Request body too large, max size: {max_len} bytes"
@@ -159,6 +170,8 @@ async fn txn(State(agent): State<Arc<Agent>>, opts: QueryOptions, body: Bytes) -
         FsmResponse::Txn(resp) => Ok(respond(Ok(resp), opts.pretty)),
         FsmResponse::TxnFailed(errors) => Ok(respond(Err(errors), opts.pretty)),
         FsmResponse::Rejected(msg) => Err(ApiError::from_message(msg)),
-        other => Err(ApiError::internal(format!("unexpected FSM answer: {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected FSM answer: {other:?}"
+        ))),
     }
 }

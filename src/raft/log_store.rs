@@ -84,7 +84,8 @@ impl Inner {
     fn open(dir: &Path, durable: bool) -> io::Result<Inner> {
         fs::create_dir_all(dir)?;
         let meta = match fs::read(dir.join("meta.json")) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Meta::default(),
             Err(e) => return Err(e),
         };
@@ -168,7 +169,10 @@ impl Inner {
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("raft log segment {} is corrupt at byte {offset}", path.display()),
+                        format!(
+                            "raft log segment {} is corrupt at byte {offset}",
+                            path.display()
+                        ),
                     ));
                 }
             }
@@ -241,7 +245,11 @@ impl Inner {
                 },
             );
         }
-        Ok(self.segments.values_mut().next_back().expect("segment exists"))
+        Ok(self
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("segment exists"))
     }
 
     fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
@@ -308,7 +316,11 @@ impl Inner {
         let (seg_first, cut_at) = (loc.segment, loc.offset - 8);
         let _ = self.index.split_off(&index);
         self.cache.retain(|e| e.log_id.index < index);
-        let later: Vec<u64> = self.segments.range(seg_first + 1..).map(|(k, _)| *k).collect();
+        let later: Vec<u64> = self
+            .segments
+            .range(seg_first + 1..)
+            .map(|(k, _)| *k)
+            .collect();
         for k in later {
             if let Some(s) = self.segments.remove(&k) {
                 fs::remove_file(&s.path)?;
@@ -345,7 +357,10 @@ impl Inner {
     }
 
     fn active_file(&self) -> Option<File> {
-        self.segments.values().next_back().and_then(|s| s.file.try_clone().ok())
+        self.segments
+            .values()
+            .next_back()
+            .and_then(|s| s.file.try_clone().ok())
     }
 }
 
@@ -384,10 +399,7 @@ fn syncer(rx: mpsc::Receiver<(File, LogFlushed<TypeConfig>)>) {
         }
         // All pending appends wrote to the same active segment unless a roll-over
         // happened, in which case the older segment was synced at roll-over time.
-        let result = batch
-            .last()
-            .map(|(f, _)| f.sync_data())
-            .unwrap_or(Ok(()));
+        let result = batch.last().map(|(f, _)| f.sync_data()).unwrap_or(Ok(()));
         for (_, cb) in batch {
             let r = match &result {
                 Ok(()) => Ok(()),
@@ -407,7 +419,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let indexes: Vec<u64> = inner.index.range(range).map(|(i, _)| *i).collect();
         let mut out = Vec::with_capacity(indexes.len());
         for i in indexes {
-            match inner.read(i).map_err(|e| io_err(ErrorSubject::Log(LogId::default()), ErrorVerb::Read, e))? {
+            match inner
+                .read(i)
+                .map_err(|e| io_err(ErrorSubject::Log(LogId::default()), ErrorVerb::Read, e))?
+            {
                 Some(e) => out.push(e),
                 None => break,
             }
@@ -455,14 +470,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
         let (durable, file) = {
             let mut inner = self.lock();
-            inner.append(entries.into_iter().collect()).map_err(log_err)?;
+            inner
+                .append(entries.into_iter().collect())
+                .map_err(log_err)?;
             (inner.durable, inner.active_file())
         };
         match (durable, file) {

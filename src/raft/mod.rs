@@ -94,10 +94,7 @@ impl Consensus {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
+        m.membership_config.membership().get_node(&id).cloned()
     }
 
     /// Voting members (Consul's "peers").

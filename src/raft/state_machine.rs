@@ -18,7 +18,11 @@ const META_APPLIED: &str = "raft.last_applied";
 const META_MEMBERSHIP: &str = "raft.membership";
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
-    StorageError::from_io_error(ErrorSubject::StateMachine, verb, std::io::Error::other(e.to_string()))
+    StorageError::from_io_error(
+        ErrorSubject::StateMachine,
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,7 +125,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let r = self.store.read().map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let applied = r.meta::<LogId>(META_APPLIED).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let applied = r
+            .meta::<LogId>(META_APPLIED)
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let membership = r
             .meta::<StoredMembership>(META_MEMBERSHIP)
             .map_err(|e| sm_err(ErrorVerb::Read, e))?
@@ -134,7 +140,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = self.store.batch().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mut batch = self
+            .store
+            .batch()
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let mut responses = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -182,7 +191,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.store
             .restore_from(&mut data.as_slice())
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        let mut batch = self.store.batch().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mut batch = self
+            .store
+            .batch()
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         batch
             .put_meta(META_APPLIED, &meta.last_log_id)
             .and_then(|_| batch.put_meta(META_MEMBERSHIP, &meta.last_membership))

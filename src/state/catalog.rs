@@ -24,11 +24,19 @@ impl ReaderRef<'_> {
 
     /// Services on one node, in ID order.
     pub fn services_of_node(&self, node: &str) -> Result<Vec<NodeService>> {
-        schema::scan_json(&self.db.services, self.txn, &schema::prefix(&[&lower(node)]))
+        schema::scan_json(
+            &self.db.services,
+            self.txn,
+            &schema::prefix(&[&lower(node)]),
+        )
     }
 
     pub fn node_service(&self, node: &str, id: &str) -> Result<Option<NodeService>> {
-        get_json(&self.db.services, self.txn, &schema::key(&[&lower(node), id]))
+        get_json(
+            &self.db.services,
+            self.txn,
+            &schema::key(&[&lower(node), id]),
+        )
     }
 
     /// `(node, services)` for `/v1/catalog/node/:node`; `None` for an unknown node.
@@ -81,8 +89,11 @@ impl ReaderRef<'_> {
     /// Instances of a service with their nodes.
     pub fn service_instances(&self, service: &str) -> Result<(u64, Vec<(Node, NodeService)>)> {
         let mut out = Vec::new();
-        for item in schema::iter_prefix(&self.db.services_by_name, self.txn, &schema::prefix(&[&lower(service)]))?
-        {
+        for item in schema::iter_prefix(
+            &self.db.services_by_name,
+            self.txn,
+            &schema::prefix(&[&lower(service)]),
+        )? {
             let (k, _) = item?;
             let mut parts = k.split(|b| *b == 0).skip(1);
             let (Some(node), Some(id)) = (parts.next(), parts.next()) else {
@@ -165,7 +176,12 @@ fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
 
 impl Writer<'_, '_> {
     fn bump_service(&mut self, service: &str) -> Result<()> {
-        schema::set_index(&self.db.index, self.txn, &service_index_name(service), self.idx)?;
+        schema::set_index(
+            &self.db.index,
+            self.txn,
+            &service_index_name(service),
+            self.idx,
+        )?;
         self.touched.services.insert(lower(service));
         Ok(())
     }
@@ -359,7 +375,11 @@ impl Writer<'_, '_> {
         for c in self.reader().node_checks(node)? {
             self.delete_check(node, &c.check_id)?;
         }
-        for k in schema::scan_keys(&self.db.coordinates, self.txn, &schema::prefix(&[&node_key]))? {
+        for k in schema::scan_keys(
+            &self.db.coordinates,
+            self.txn,
+            &schema::prefix(&[&node_key]),
+        )? {
             self.db.coordinates.delete(self.txn, &k)?;
         }
         self.db.nodes.delete(self.txn, node_key.as_bytes())?;

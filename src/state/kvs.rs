@@ -193,7 +193,9 @@ impl Writer<'_, '_> {
         };
         self.db.kv.delete(self.txn, key.as_bytes())?;
         if let Some(s) = old.session.as_deref() {
-            self.db.kv_by_session.delete(self.txn, &schema::key(&[s, key]))?;
+            self.db
+                .kv_by_session
+                .delete(self.txn, &schema::key(&[s, key]))?;
         }
         self.db
             .tombstones
@@ -257,7 +259,8 @@ impl Writer<'_, '_> {
             let key = String::from_utf8_lossy(&k[session.id.len() + 1..]).into_owned();
             if session.behavior == SESSION_BEHAVIOR_DELETE {
                 self.kv_delete(&key)?;
-            } else if let Some(mut e) = get_json::<DirEntry>(&self.db.kv, self.txn, key.as_bytes())? {
+            } else if let Some(mut e) = get_json::<DirEntry>(&self.db.kv, self.txn, key.as_bytes())?
+            {
                 let old = e.clone();
                 e.session = None;
                 e.modify_index = self.idx;

@@ -47,9 +47,15 @@ impl Tables {
         let wtxn = env.write_txn()?;
         let tables = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_> {
-                let mut open = |name: &str| opener.create_database::<Bytes, Bytes>(wtxn, Some(name));
+                let mut open =
+                    |name: &str| opener.create_database::<Bytes, Bytes>(wtxn, Some(name));
                 let t = (
-                    (open("meta")?, open("index")?, open("nodes")?, open("services")?),
+                    (
+                        open("meta")?,
+                        open("index")?,
+                        open("nodes")?,
+                        open("services")?,
+                    ),
                     (
                         open("services_by_name")?,
                         open("checks")?,
@@ -133,7 +139,11 @@ pub fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
-pub fn get_json<T: DeserializeOwned>(db: &Db, txn: &RoTxn<'_, WithoutTls>, k: &[u8]) -> Result<Option<T>> {
+pub fn get_json<T: DeserializeOwned>(
+    db: &Db,
+    txn: &RoTxn<'_, WithoutTls>,
+    k: &[u8],
+) -> Result<Option<T>> {
     match db.get(txn, k)? {
         Some(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
         None => Ok(None),

@@ -3,9 +3,7 @@
 
 use super::schema::{self, get_json, lower, put_json};
 use super::{ReaderRef, Result, StateError, Table, Writer};
-use crate::structs::{
-    HEALTH_CRITICAL, SESSION_BEHAVIOR_DELETE, SESSION_BEHAVIOR_RELEASE, Session,
-};
+use crate::structs::{HEALTH_CRITICAL, SESSION_BEHAVIOR_DELETE, SESSION_BEHAVIOR_RELEASE, Session};
 
 impl ReaderRef<'_> {
     pub fn session(&self, id: &str) -> Result<(u64, Option<Session>)> {
@@ -21,7 +19,10 @@ impl ReaderRef<'_> {
     pub fn node_sessions(&self, node: &str) -> Result<(u64, Vec<Session>)> {
         let (idx, all) = self.sessions()?;
         let node = lower(node);
-        Ok((idx, all.into_iter().filter(|s| lower(&s.node) == node).collect()))
+        Ok((
+            idx,
+            all.into_iter().filter(|s| lower(&s.node) == node).collect(),
+        ))
     }
 }
 
@@ -31,7 +32,9 @@ impl Writer<'_, '_> {
         if session.behavior.is_empty() {
             session.behavior = SESSION_BEHAVIOR_RELEASE.to_string();
         }
-        if session.behavior != SESSION_BEHAVIOR_RELEASE && session.behavior != SESSION_BEHAVIOR_DELETE {
+        if session.behavior != SESSION_BEHAVIOR_RELEASE
+            && session.behavior != SESSION_BEHAVIOR_DELETE
+        {
             return Err(StateError::rejected(format!(
                 "Invalid session behavior: {}",
                 session.behavior
@@ -92,7 +95,11 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    pub(crate) fn invalidate_sessions_of_check(&mut self, node: &str, check_id: &str) -> Result<()> {
+    pub(crate) fn invalidate_sessions_of_check(
+        &mut self,
+        node: &str,
+        check_id: &str,
+    ) -> Result<()> {
         let prefix = schema::prefix(&[&lower(node), check_id]);
         let ids: Vec<String> = schema::scan_keys(&self.db.session_checks, self.txn, &prefix)?
             .into_iter()

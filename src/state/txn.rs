@@ -38,15 +38,19 @@ fn read_op(r: ReaderRef<'_>, op: &TxnOp) -> Option<OpResult> {
                 }
             })(),
             "get-or-empty" => (|| -> OpResult {
-                Ok(vec![TxnResult::Kv(r.kv_get(&entry.key)?.1.unwrap_or_else(|| {
-                    DirEntry {
+                Ok(vec![TxnResult::Kv(r.kv_get(&entry.key)?.1.unwrap_or_else(
+                    || DirEntry {
                         key: entry.key.clone(),
                         ..Default::default()
-                    }
-                }))])
+                    },
+                ))])
             })(),
             "get-tree" => (|| -> OpResult {
-                Ok(r.kv_list(&entry.key)?.1.into_iter().map(TxnResult::Kv).collect())
+                Ok(r.kv_list(&entry.key)?
+                    .1
+                    .into_iter()
+                    .map(TxnResult::Kv)
+                    .collect())
             })(),
             "check-index" => (|| -> OpResult {
                 match r.kv_get(&entry.key)?.1 {
@@ -93,7 +97,11 @@ fn read_op(r: ReaderRef<'_>, op: &TxnOp) -> Option<OpResult> {
                 None => Err(OpError::What(format!("node {:?} doesn't exist", node.node))),
             }
         })(),
-        TxnOp::Service { verb, node, service } if verb == "get" => (|| -> OpResult {
+        TxnOp::Service {
+            verb,
+            node,
+            service,
+        } if verb == "get" => (|| -> OpResult {
             match r.node_service(node, &service.id)? {
                 Some(s) => Ok(vec![TxnResult::Service(s)]),
                 None => Err(OpError::What(format!(
@@ -135,7 +143,9 @@ fn write_op(w: &mut Writer<'_, '_>, op: &TxnOp) -> OpResult {
         TxnOp::Kv { verb, entry } => {
             let session = entry.session.clone().unwrap_or_default();
             match verb.as_str() {
-                "set" => Ok(vec![TxnResult::Kv(blank_value(w.kv_set(entry.clone(), false)?))]),
+                "set" => Ok(vec![TxnResult::Kv(blank_value(
+                    w.kv_set(entry.clone(), false)?,
+                ))]),
                 "cas" => match w.kv_cas(entry.clone(), entry.modify_index)? {
                     Some(e) => Ok(vec![TxnResult::Kv(blank_value(e))]),
                     None => Err(OpError::What(format!(
@@ -326,7 +336,10 @@ fn finish(outcomes: Vec<OpResult>) -> Result<std::result::Result<TxnResponse, Ve
 
 impl ReaderRef<'_> {
     /// A transaction of read verbs only (no Raft round).
-    pub fn txn_read(&self, ops: &[TxnOp]) -> Result<std::result::Result<TxnResponse, Vec<TxnError>>> {
+    pub fn txn_read(
+        &self,
+        ops: &[TxnOp],
+    ) -> Result<std::result::Result<TxnResponse, Vec<TxnError>>> {
         let outcomes = ops
             .iter()
             .map(|op| read_op(*self, op).unwrap_or_else(|| Err(unknown_verb(op))))

@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 
 /// Tables whose every change wakes table-level watchers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Table {
     Nodes,
     Services,

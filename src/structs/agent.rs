@@ -83,7 +83,11 @@ pub struct CheckDefinition {
     pub alias_node: String,
     #[serde(default, deserialize_with = "null_default")]
     pub alias_service: String,
-    #[serde(rename = "DockerContainerID", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "DockerContainerID",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub docker_container_id: String,
     #[serde(default, deserialize_with = "null_default")]
     pub shell: String,
@@ -266,7 +270,10 @@ mod tests {
         assert!(d.enable_tag_override);
         let c = d.check.unwrap();
         assert_eq!(c.interval, Some(Duration::from_secs(10)));
-        assert_eq!(c.deregister_critical_service_after, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.deregister_critical_service_after,
+            Some(Duration::from_secs(60))
+        );
         assert!(c.tls_skip_verify);
         assert_eq!(c.kind(), "http");
         assert_eq!(d.checks[0].script_args(), vec!["/bin/true"]);

@@ -268,7 +268,10 @@ impl ServiceInput {
             socket_path: self.socket_path,
             weights: self.weights.unwrap_or_default(),
             enable_tag_override: self.enable_tag_override,
-            proxy: self.proxy.filter(|v| !v.is_null()).unwrap_or_else(default_proxy),
+            proxy: self
+                .proxy
+                .filter(|v| !v.is_null())
+                .unwrap_or_else(default_proxy),
             connect: self
                 .connect
                 .filter(|v| !v.is_null())

@@ -6,7 +6,9 @@
 //! over `serde_json::Value` can rename each key to the field it matches before the
 //! derived visitor sees it. Nested structs, lists and maps are wrapped the same way.
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::{Map, Value};
 
 /// Decodes `bytes` into `T`, Go-style. The error text is what follows
@@ -122,7 +124,10 @@ struct LooseMap {
 }
 
 impl LooseMap {
-    fn new(map: Map<String, Value>, fields: Option<&'static [&'static str]>) -> Result<Self, serde_json::Error> {
+    fn new(
+        map: Map<String, Value>,
+        fields: Option<&'static [&'static str]>,
+    ) -> Result<Self, serde_json::Error> {
         let mut entries = Vec::with_capacity(map.len());
         for (key, value) in map {
             let key = match fields {
@@ -167,7 +172,10 @@ impl<'de> MapAccess<'de> for LooseMap {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
         let v = self.pending.take().unwrap_or(Value::Null);
         seed.deserialize(Loose(v))
     }
@@ -195,7 +203,8 @@ mod tests {
 
     #[test]
     fn map_keys_are_kept_verbatim() {
-        let r: RegisterRequest = from_slice(br#"{"Node":"n","NodeMeta":{"Some_Key":"v"}}"#).unwrap();
+        let r: RegisterRequest =
+            from_slice(br#"{"Node":"n","NodeMeta":{"Some_Key":"v"}}"#).unwrap();
         assert!(r.node_meta.contains_key("Some_Key"));
     }
 

@@ -24,7 +24,10 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     pub fn index(&self) -> u64 {
@@ -36,7 +39,11 @@ impl Resp {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Agent {
@@ -49,7 +56,8 @@ pub struct Agent {
 }
 
 fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("concord-it-{tag}-{}", std::process::id()))
+    let dir = std::env::temp_dir()
+        .join(format!("concord-it-{tag}-{}", std::process::id()))
         .join(format!("{}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -127,7 +135,11 @@ impl Agent {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(r) = self.client.get(format!("{}/v1/catalog/nodes", self.http)).send() {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/v1/catalog/nodes", self.http))
+                .send()
+            {
                 let leader = r
                     .headers()
                     .get("X-Consul-KnownLeader")
@@ -175,7 +187,11 @@ impl Agent {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes().unwrap().to_vec();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -197,7 +213,10 @@ impl Agent {
 }
 
 fn unsafe_signal(pid: i32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Agent {
