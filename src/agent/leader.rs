@@ -11,8 +11,8 @@ use crate::connect::{CA_DOC, CaState, generate_root};
 use crate::fsm::{Command, Registration};
 use crate::state::Table;
 use crate::structs::{
-    CONSUL_SERVICE, HEALTH_PASSING, HealthCheck, Node, NodeService, SERF_CHECK_ALIVE_OUTPUT,
-    SERF_CHECK_ID, SERF_CHECK_NAME,
+    CONSUL_SERVICE, Coordinate, CoordinateEntry, HEALTH_PASSING, HealthCheck, Node, NodeService,
+    SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID, SERF_CHECK_NAME,
 };
 
 /// How long a KV tombstone lives before it may be reaped (Consul's `tombstone_ttl`).
@@ -112,6 +112,26 @@ async fn establish(agent: &Agent) {
         if let Ok((_, sessions)) = r.view().sessions() {
             agent.session_timers.reset_all(&sessions);
         }
+    }
+    let has_coord = agent
+        .store
+        .read()
+        .and_then(|r| r.view().node_coordinates(agent.node_name()))
+        .map(|(_, c)| !c.is_empty())
+        .unwrap_or(true);
+    if !has_coord {
+        // Without gossip there are no RTT samples: the origin coordinate stands in.
+        let entry = CoordinateEntry {
+            node: agent.node_name().to_string(),
+            segment: String::new(),
+            coord: Coordinate::default(),
+        };
+        let _ = agent
+            .consensus
+            .propose(Command::CoordinateUpdate {
+                entries: vec![entry],
+            })
+            .await;
     }
     if agent.config.connect.enabled {
         if let Err(e) = initialize_ca(agent).await {

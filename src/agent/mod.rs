@@ -4,6 +4,7 @@
 
 pub mod alias;
 pub mod checks;
+pub mod events;
 pub mod http;
 pub mod leader;
 pub mod local;
@@ -38,6 +39,12 @@ pub struct Agent {
     pub session_timers: session_ttl::SessionTimers,
     /// Services and checks registered with this agent.
     pub local: local::LocalState,
+    /// Connect leaf certificates issued by this agent.
+    pub leaf_cache: crate::connect::http::LeafCache,
+    /// Freshness bookkeeping for `?cached` reads.
+    pub http_cache: crate::http::cache::AgentCache,
+    /// Recent user events.
+    pub events: events::EventLog,
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
@@ -134,6 +141,9 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         consensus,
         session_timers: session_ttl::SessionTimers::default(),
         local: local::LocalState::default(),
+        leaf_cache: Default::default(),
+        http_cache: Default::default(),
+        events: Default::default(),
         flags,
         shutdown: shutdown.clone(),
         started: Instant::now(),

@@ -55,23 +55,14 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Generates a new root CA for `cluster_id`, valid for ten years (Consul's default
-/// `RootCertTTL` of 87600h).
-pub fn generate_root(cluster_id: &str) -> anyhow::Result<CaState> {
+/// The root's certificate parameters; rebuilt from the serial to sign leaves.
+fn root_params(serial: u64, trust_domain: &str) -> anyhow::Result<rcgen::CertificateParams> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-        KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
+        SanType,
     };
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let trust_domain = format!("{cluster_id}.consul");
-    let serial: u64 = rand::random::<u64>() >> 1;
-    let now = time::OffsetDateTime::now_utc();
-    let not_before = now - time::Duration::minutes(1);
-    let not_after = now + time::Duration::hours(87_600);
     let mut params = CertificateParams::default();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.not_before = not_before;
-    params.not_after = not_after;
     params.serial_number = Some(serial.into());
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("Consul CA {serial}"));
@@ -82,6 +73,22 @@ pub fn generate_root(cluster_id: &str) -> anyhow::Result<CaState> {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.subject_alt_names = vec![SanType::URI(format!("spiffe://{trust_domain}").try_into()?)];
+    Ok(params)
+}
+
+/// Generates a new root CA for `cluster_id`, valid for ten years (Consul's default
+/// `RootCertTTL` of 87600h).
+pub fn generate_root(cluster_id: &str) -> anyhow::Result<CaState> {
+    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let trust_domain = format!("{cluster_id}.consul");
+    let serial: u64 = rand::random::<u64>() >> 1;
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now - time::Duration::minutes(1);
+    let not_after = now + time::Duration::hours(87_600);
+    let mut params = root_params(serial, &trust_domain)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
     let cert = params.self_signed(&key)?;
     let id = colon_hex(&Sha256::digest(cert.der())[..20]);
     let key_id = colon_hex(&Sha256::digest(key.public_key_raw())[..20]);
@@ -106,4 +113,104 @@ pub fn generate_root(cluster_id: &str) -> anyhow::Result<CaState> {
         }],
         signing_key_pem: key.serialize_pem(),
     })
+}
+
+/// A signed leaf certificate in Consul's `IssuedCert` shape.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IssuedCert {
+    pub serial_number: String,
+    #[serde(rename = "CertPEM")]
+    pub cert_pem: String,
+    #[serde(rename = "PrivateKeyPEM")]
+    pub private_key_pem: String,
+    pub service: String,
+    #[serde(rename = "ServiceURI")]
+    pub service_uri: String,
+    pub valid_after: String,
+    pub valid_before: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// The SPIFFE ID of a service in this trust domain.
+pub fn service_uri(ca: &CaState, datacenter: &str, service: &str) -> String {
+    format!(
+        "spiffe://{}.consul/ns/default/dc/{datacenter}/svc/{service}",
+        ca.cluster_id
+    )
+}
+
+/// Signs a new leaf certificate for `service` with the active root (Consul's default
+/// `LeafCertTTL` of 72h).
+pub fn sign_leaf(
+    ca: &CaState,
+    datacenter: &str,
+    service: &str,
+    ttl: time::Duration,
+) -> anyhow::Result<IssuedCert> {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+        SanType,
+    };
+    let root = ca
+        .roots
+        .iter()
+        .find(|r| r.active)
+        .ok_or_else(|| anyhow::anyhow!("no active CA root"))?;
+    let ca_key = KeyPair::from_pem(&ca.signing_key_pem)?;
+    let issuer = Issuer::new(
+        root_params(root.serial_number, &format!("{}.consul", ca.cluster_id))?,
+        ca_key,
+    );
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let uri = service_uri(ca, datacenter, service);
+    let serial: u64 = rand::random::<u64>() >> 1;
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now - time::Duration::minutes(1);
+    let not_after = now + ttl;
+    let mut params = CertificateParams::default();
+    params.serial_number = Some(serial.into());
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, service.to_string());
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![SanType::URI(uri.clone().try_into()?)];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let cert = params.signed_by(&leaf_key, &issuer)?;
+    Ok(IssuedCert {
+        serial_number: colon_hex(&serial.to_be_bytes()),
+        cert_pem: cert.pem(),
+        private_key_pem: leaf_key.serialize_pem(),
+        service: service.to_string(),
+        service_uri: uri,
+        valid_after: rfc3339(not_before),
+        valid_before: rfc3339(not_after),
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_is_signed_by_the_root() {
+        let ca = generate_root("11111111-2222-3333-4444-555555555555").unwrap();
+        assert!(
+            ca.roots[0]
+                .root_cert
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        let leaf = sign_leaf(&ca, "dc1", "web", time::Duration::hours(72)).unwrap();
+        assert!(leaf.service_uri.ends_with("/svc/web"));
+        assert!(leaf.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(leaf.private_key_pem.contains("PRIVATE KEY"));
+        assert!(leaf.valid_after < leaf.valid_before);
+    }
 }

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::state::{Batch, StateError, Table};
 use crate::structs::{
-    DirEntry, HealthCheck, Node, NodeService, Session, TxnError, TxnOp, TxnResponse,
+    CoordinateEntry, DirEntry, HealthCheck, Node, NodeService, Session, TxnError, TxnOp,
+    TxnResponse,
 };
 
 /// One catalog registration: a node, optionally with a service and checks.
@@ -69,6 +70,9 @@ pub enum Command {
     },
     Txn {
         ops: Vec<TxnOp>,
+    },
+    CoordinateUpdate {
+        entries: Vec<CoordinateEntry>,
     },
     /// Stores a singleton document (Connect CA, autopilot config, ...).
     PutSystem {
@@ -156,6 +160,10 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 Response::Bool(true)
             }
             Command::Txn { ops } => Response::Txn(w.txn_apply(ops)?),
+            Command::CoordinateUpdate { entries } => {
+                w.coordinates_update(entries)?;
+                Response::Done
+            }
             Command::PutSystem { name, table, doc } => {
                 w.put_system(name, *table, doc)?;
                 Response::Done

@@ -177,11 +177,12 @@ async fn nodes(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult
         Ok(Found::new(idx, nodes))
     })
     .await?;
-    let nodes: Vec<Node> = ans
+    let mut nodes: Vec<Node> = ans
         .value
         .into_iter()
         .filter(|n| node_meta_matches(n, &opts.node_meta))
         .collect();
+    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut nodes, |n| &n.node);
     let nodes = opts.apply_filter(nodes)?;
     Ok(json_with_meta(&nodes, &ans.meta, opts.pretty))
 }
@@ -231,12 +232,13 @@ async fn service(
         },
     )
     .await?;
-    let list: Vec<ServiceNode> = ans
+    let mut list: Vec<ServiceNode> = ans
         .value
         .iter()
         .filter(|(n, s)| node_meta_matches(n, &opts.node_meta) && tags_match(&s.tags, &opts.tags))
         .map(|(n, s)| ServiceNode::new(n, s))
         .collect();
+    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |s| &s.node);
     let list = opts.apply_filter(list)?;
     Ok(json_with_meta(&list, &ans.meta, opts.pretty))
 }

@@ -145,13 +145,14 @@ async fn service(
         },
     )
     .await?;
-    let list: Vec<_> = ans
+    let mut list: Vec<_> = ans
         .value
         .into_iter()
         .filter(|csn| node_meta_matches(&csn.node, &opts.node_meta))
         .filter(|csn| tags_match(&csn.service.tags, &opts.tags))
         .filter(|csn| !passing || csn.checks.iter().all(|c| c.status == HEALTH_PASSING))
         .collect();
+    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |c| &c.node.node);
     let list = opts.apply_filter(list)?;
     Ok(json_with_meta(&list, &ans.meta, opts.pretty))
 }

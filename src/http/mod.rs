@@ -2,7 +2,9 @@
 //! unknown-path handling, and the listeners.
 
 pub mod blocking;
+pub mod cache;
 pub mod catalog;
+pub mod coordinate;
 pub mod error;
 pub mod health;
 pub mod kv;
@@ -19,7 +21,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::MethodRouter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -111,9 +113,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(status::router())
         .merge(catalog::router())
         .merge(health::router())
+        .merge(coordinate::router())
         .merge(crate::agent::http::router())
+        .merge(crate::agent::events::router())
         .merge(crate::connect::http::router())
         .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(
+            agent.clone(),
+            cache::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             agent.clone(),
             common_headers,

@@ -7,6 +7,7 @@
 //! the [`watch::WatchRegistry`] can wake exactly the affected blocking queries.
 
 pub mod catalog;
+pub mod coordinate;
 pub mod kvs;
 pub mod schema;
 pub mod session;

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod codec;
+pub mod coordinate;
 pub mod decode;
 pub mod kv;
 pub mod session;
@@ -12,6 +13,7 @@ pub mod txn;
 
 pub use agent::*;
 pub use catalog::*;
+pub use coordinate::*;
 pub use kv::*;
 pub use session::*;
 pub use txn::*;

@@ -1,0 +1,220 @@
+//! User events: `/v1/event/fire` and `/v1/event/list`. Events live in a bounded
+//! in-memory ring (Consul keeps the last 256), and the list's `X-Consul-Index` is
+//! Consul's pseudo-index derived from the newest event's UUID, so blocking compares
+//! it for equality rather than order. Spreading events to other agents comes with
+//! gossip.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, put};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::Agent;
+use crate::acl::Access;
+use crate::http::blocking::meta;
+use crate::http::endpoint;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::query::QueryOptions;
+use crate::http::response::{json, json_with_meta};
+
+const RING: usize = 256;
+/// Serf's limit on a user event (name and payload) before encoding.
+const SIZE_LIMIT: usize = 512;
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserEvent {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    #[serde(with = "crate::structs::codec::base64_opt")]
+    pub payload: Option<Vec<u8>>,
+    pub node_filter: String,
+    pub service_filter: String,
+    pub tag_filter: String,
+    pub version: u32,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+}
+
+pub struct EventLog {
+    ring: Mutex<(VecDeque<UserEvent>, u64)>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog {
+            ring: Mutex::new((VecDeque::new(), 0)),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+/// Consul's `uuidToUint64`: the XOR of the two 64-bit halves of the UUID.
+fn pseudo_index(id: &str) -> u64 {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) => {
+            let b = u.as_u128();
+            (b >> 64) as u64 ^ b as u64
+        }
+        Err(_) => 1,
+    }
+}
+
+impl EventLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<UserEvent>, u64)> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn index(&self) -> u64 {
+        self.lock()
+            .0
+            .back()
+            .map_or(1, |e| pseudo_index(&e.id))
+            .max(1)
+    }
+
+    fn record(&self, mut e: UserEvent) -> UserEvent {
+        {
+            let mut g = self.lock();
+            g.1 += 1;
+            e.ltime = g.1;
+            g.0.push_back(e.clone());
+            if g.0.len() > RING {
+                g.0.pop_front();
+            }
+        }
+        self.changed.send_modify(|v| *v += 1);
+        e
+    }
+}
+
+pub fn router() -> Router<Arc<Agent>> {
+    Router::new()
+        .route("/v1/event/fire/{name}", endpoint(&["PUT"], put(fire)))
+        .route("/v1/event/fire/", endpoint(&["PUT"], put(fire_unnamed)))
+        .route("/v1/event/list", endpoint(&["GET"], get(list)))
+}
+
+async fn fire_unnamed() -> ApiResult<Response> {
+    Err(ApiError::bad_request("Missing name"))
+}
+
+/// Whether an event with these filters is meant for this agent.
+fn matches_agent(agent: &Agent, e: &UserEvent) -> bool {
+    let re = |p: &str| regex::Regex::new(p).ok();
+    if !e.node_filter.is_empty()
+        && !re(&e.node_filter).is_some_and(|r| r.is_match(agent.node_name()))
+    {
+        return false;
+    }
+    if !e.service_filter.is_empty() {
+        let Some(svc_re) = re(&e.service_filter) else {
+            return false;
+        };
+        let tag_re = (!e.tag_filter.is_empty())
+            .then(|| re(&e.tag_filter))
+            .flatten();
+        let ok = agent.local.services().iter().any(|s| {
+            svc_re.is_match(&s.service)
+                && (e.tag_filter.is_empty()
+                    || tag_re
+                        .as_ref()
+                        .is_some_and(|t| s.tags.iter().any(|tag| t.is_match(tag))))
+        });
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+async fn fire(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::AgentWrite)?;
+    let p = &opts.params;
+    let event = UserEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.clone(),
+        payload: (!body.is_empty()).then(|| body.to_vec()),
+        node_filter: p.get("node").unwrap_or("").to_string(),
+        service_filter: p.get("service").unwrap_or("").to_string(),
+        tag_filter: p.get("tag").unwrap_or("").to_string(),
+        version: 1,
+        ltime: 0,
+    };
+    for (what, pattern) in [
+        ("node", &event.node_filter),
+        ("service", &event.service_filter),
+        ("tag", &event.tag_filter),
+    ] {
+        if !pattern.is_empty() && regex::Regex::new(pattern).is_err() {
+            return Err(ApiError::internal(format!(
+                "Invalid {what} filter regex {pattern:?}"
+            )));
+        }
+    }
+    if name.len() + body.len() > SIZE_LIMIT {
+        return Err(ApiError::internal(format!(
+            "user event exceeds configured limit of {SIZE_LIMIT} bytes before encoding"
+        )));
+    }
+    let event = if matches_agent(&agent, &event) {
+        agent.events.record(event)
+    } else {
+        event
+    };
+    Ok(json(&event, opts.pretty))
+}
+
+async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::AgentRead)?;
+    let name = opts
+        .params
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    if opts.min_index > 0 {
+        // Its own loop, as Consul's: wait while the pseudo-index still equals the
+        // client's, up to `wait` (default and cap: 10 minutes).
+        let wait = if opts.wait.is_zero() {
+            MAX_WAIT
+        } else {
+            opts.wait.min(MAX_WAIT)
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = agent.events.changed.subscribe();
+        while agent.events.index() == opts.min_index {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    let events: Vec<UserEvent> = agent
+        .events
+        .lock()
+        .0
+        .iter()
+        .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
+        .cloned()
+        .collect();
+    let mut m = meta(&agent, agent.events.index(), None);
+    m.index = agent.events.index();
+    Ok(json_with_meta(&events, &m, opts.pretty))
+}
