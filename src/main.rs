@@ -37,6 +37,8 @@ fn init_logging(level: &str, json: bool) {
 }
 
 fn main() {
+    // One TLS crypto provider for every rustls user (HTTP/gRPC checks, TLS listeners).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = cli::normalize_args(std::env::args());
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,

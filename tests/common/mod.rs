@@ -91,6 +91,8 @@ impl Agent {
     }
 
     pub fn start(mut args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
+        // reqwest is built without a default TLS provider (the binary picks ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         args.extend([
             "-node=it-node".to_string(),
