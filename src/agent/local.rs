@@ -350,7 +350,8 @@ impl LocalState {
         def: &CheckDefinition,
     ) -> Option<CancellationToken> {
         let interval = def.interval.unwrap_or(Duration::from_secs(10));
-        let timeout = def.timeout.unwrap_or(checks::DEFAULT_TIMEOUT);
+        // Zero lets the runner apply Consul's per-type default (10s, 30s for scripts).
+        let timeout = def.timeout.unwrap_or(Duration::ZERO);
         let probe = match def.kind() {
             "http" => Probe::Http {
                 url: def.http.clone(),
@@ -409,10 +410,10 @@ impl LocalState {
         let sink = Arc::new(Sink(
             self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ));
-        let max = if def.output_max_size > 0 {
-            def.output_max_size
-        } else {
-            agent.config.check_output_max_size
+        // A check may lower the agent's output limit, never raise it.
+        let max = match def.output_max_size {
+            0 => agent.config.check_output_max_size,
+            n => n.min(agent.config.check_output_max_size),
         };
         checks::spawn(
             CheckSpec {

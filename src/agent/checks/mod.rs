@@ -82,4 +82,14 @@ pub fn spawn(spec: CheckSpec, sink: Arc<dyn CheckSink>, stop: CancellationToken)
     runner::spawn(spec, sink, stop)
 }
 
+mod docker;
+mod grpc;
+mod h2ping;
+mod http;
+mod net;
 mod runner;
+mod script;
+mod support;
+mod tcp;
+mod tls;
+mod udp;

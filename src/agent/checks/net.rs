@@ -42,22 +42,19 @@ pub(super) fn split_host_port(addr: &str) -> Result<(String, String), String> {
 }
 
 /// Resolves `addr` and connects to the first address that answers, before `deadline`.
-/// `network` ("tcp") only appears in the error texts.
+/// Like Go, a failure names the first address tried.
 pub(super) async fn dial_tcp(addr: &str, deadline: Instant) -> Result<TcpStream, String> {
-    let (host, _) = split_host_port(addr).map_err(|e| format!("dial tcp: {e}"))?;
-    let resolved: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host(addr)).await {
+    let (host, port) = split_host_port(addr).map_err(|e| format!("dial tcp: {e}"))?;
+    // Go also resolves service names ("http") here; only numeric ports are supported.
+    if port.parse::<u16>().is_err() {
+        return Err(format!("dial tcp: lookup tcp/{port}: unknown port"));
+    }
+    let resolved: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host(addr)).await
+    {
         Err(_) => return Err(format!("dial tcp: lookup {host}: i/o timeout")),
-        Ok(Err(e)) => {
-            // getaddrinfo failures carry no errno; Go calls a name that does not
-            // resolve "no such host", and a bad port "unknown port".
-            let text = e.to_string();
-            let why = if text.contains("invalid port") || text.contains("port") && e.raw_os_error().is_none() {
-                format!("address {addr}: unknown port")
-            } else {
-                format!("lookup {host}: no such host")
-            };
-            return Err(format!("dial tcp: {why}"));
-        }
+        // getaddrinfo failures carry no errno; Go words a name that does not resolve
+        // as "no such host".
+        Ok(Err(_)) => return Err(format!("dial tcp: lookup {host}: no such host")),
         Ok(Ok(addrs)) => addrs.collect(),
     };
     let mut first_error = None;
@@ -65,10 +62,14 @@ pub(super) async fn dial_tcp(addr: &str, deadline: Instant) -> Result<TcpStream,
         match timeout_at(deadline, TcpStream::connect(target)).await {
             Ok(Ok(stream)) => return Ok(stream),
             Ok(Err(e)) => {
-                first_error.get_or_insert_with(|| format!("dial tcp {target}: connect: {}", errno_text(&e)));
+                first_error.get_or_insert_with(|| {
+                    format!("dial tcp {target}: connect: {}", errno_text(&e))
+                });
             }
             Err(_) => {
-                return Err(first_error.unwrap_or_else(|| format!("dial tcp {target}: i/o timeout")));
+                return Err(
+                    first_error.unwrap_or_else(|| format!("dial tcp {target}: i/o timeout"))
+                );
             }
         }
     }
@@ -77,10 +78,15 @@ pub(super) async fn dial_tcp(addr: &str, deadline: Instant) -> Result<TcpStream,
 
 /// The name a TLS connection to `addr` presents and checks: `server_name` when given,
 /// else the host part of the address (an IP literal is checked against IP SANs).
-pub(super) fn tls_name(addr: &str, server_name: Option<&str>) -> Result<ServerName<'static>, String> {
+pub(super) fn tls_name(
+    addr: &str,
+    server_name: Option<&str>,
+) -> Result<ServerName<'static>, String> {
     let host = match server_name.filter(|n| !n.is_empty()) {
         Some(name) => name.to_string(),
-        None => split_host_port(addr).map(|(h, _)| h).unwrap_or_else(|_| addr.to_string()),
+        None => split_host_port(addr)
+            .map(|(h, _)| h)
+            .unwrap_or_else(|_| addr.to_string()),
     };
     ServerName::try_from(host.clone()).map_err(|_| format!("tls: invalid server name {host:?}"))
 }
@@ -107,7 +113,11 @@ pub(super) enum Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -116,7 +126,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -150,7 +164,10 @@ mod tests {
             split_host_port("localhost"),
             Err("address localhost: missing port in address".into())
         );
-        assert_eq!(split_host_port("::1:8"), Err("address ::1:8: too many colons in address".into()));
+        assert_eq!(
+            split_host_port("::1:8"),
+            Err("address ::1:8: too many colons in address".into())
+        );
     }
 
     #[tokio::test]
@@ -158,9 +175,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let err = dial_tcp(&addr.to_string(), Instant::now() + std::time::Duration::from_secs(2))
-            .await
-            .expect_err("refused");
+        let err = dial_tcp(
+            &addr.to_string(),
+            Instant::now() + std::time::Duration::from_secs(2),
+        )
+        .await
+        .expect_err("refused");
         assert_eq!(err, format!("dial tcp {addr}: connect: connection refused"));
     }
 }

@@ -90,6 +90,7 @@ impl TailBuffer {
         self.buf.extend(data);
     }
 
+    #[cfg(test)]
     pub(super) fn total(&self) -> u64 {
         self.total
     }
@@ -121,7 +122,10 @@ impl TailBuffer {
     pub(super) fn captured_text(&self) -> String {
         let text = self.text();
         if self.truncated() {
-            format!("Captured {} of {} bytes\n...\n{}", self.cap, self.total, text)
+            format!(
+                "Captured {} of {} bytes\n...\n{}",
+                self.cap, self.total, text
+            )
         } else {
             text
         }
@@ -196,7 +200,10 @@ pub(super) fn tls_error_text(err: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(cert) => {
             let why = match cert {
                 C::UnknownIssuer => "certificate signed by unknown authority".to_string(),
-                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => {
                     "certificate has expired or is not yet valid".to_string()
                 }
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
@@ -220,17 +227,33 @@ pub(super) fn root_cause_text(err: &(dyn StdError + 'static)) -> String {
             return tls_error_text(tls);
         }
         if let Some(io_err) = e.downcast_ref::<io::Error>() {
-            if let Some(tls) = io_err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return tls_error_text(tls);
-            }
-            if io_err.raw_os_error().is_some() || io_err.kind() == io::ErrorKind::TimedOut {
-                return errno_text(io_err);
-            }
+            return io_error_text(io_err);
         }
         innermost = e.to_string();
         current = e.source();
     }
     innermost
+}
+
+/// An I/O error, looking through the errors it wraps (TLS failures arrive as an
+/// `io::Error` around the rustls error, sometimes wrapped twice). `io::Error::source`
+/// skips the wrapped error itself, so the nesting is walked here.
+fn io_error_text(err: &io::Error) -> String {
+    if err.raw_os_error().is_some() || err.kind() == io::ErrorKind::TimedOut {
+        return errno_text(err);
+    }
+    match err.get_ref() {
+        Some(inner) => {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                tls_error_text(tls)
+            } else if let Some(nested) = inner.downcast_ref::<io::Error>() {
+                io_error_text(nested)
+            } else {
+                root_cause_text(inner)
+            }
+        }
+        None => err.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -254,15 +277,14 @@ mod tests {
         let mut b = TailBuffer::new(4);
         b.write(b"ab");
         assert_eq!(b.captured_text(), "ab");
-        b.write("cdé".as_bytes()); // 6 bytes total, keeps "dé" minus the cut
+        // "cdé" is four bytes: it replaces everything kept so far.
+        b.write("cdé".as_bytes());
         assert_eq!(b.total(), 6);
         assert_eq!(b.text(), "cdé");
         b.write(b"x");
-        // kept: [0xA9 'x'] after "dé" lost its first byte -> starts at 'x'... the
-        // four kept bytes are "d", 0xC3, 0xA9, "x".
         assert_eq!(b.text(), "déx");
+        // Now the kept bytes start with the second byte of "é": it is dropped.
         b.write(b"yz");
-        // kept: 0xA9 'x' 'y' 'z': the stray continuation byte is dropped.
         assert_eq!(b.text(), "xyz");
         assert_eq!(b.captured_text(), "Captured 4 of 9 bytes\n...\nxyz");
     }

@@ -40,7 +40,7 @@ fn system_roots() -> Arc<RootCertStore> {
             let from_env = std::env::var_os("SSL_CERT_FILE");
             let candidates = from_env
                 .iter()
-                .map(|p| Path::new(p))
+                .map(Path::new)
                 .chain(CA_BUNDLES.iter().map(Path::new));
             for path in candidates {
                 let Ok(iter) = CertificateDer::pem_file_iter(path) else {
@@ -76,7 +76,9 @@ pub(super) fn client_config(
     } else {
         let roots = system_roots();
         if roots.is_empty() {
-            return Err("tls: failed to load system roots: no CA certificates found".into());
+            // Without any trust root every certificate is from an unknown authority;
+            // failing here instead would also break plain-HTTP checks.
+            return finish(builder, Arc::new(NoTrustRoots { algorithms }), alpn);
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
@@ -85,17 +87,71 @@ pub(super) fn client_config(
             Some(name) => {
                 let name = ServerName::try_from(name.to_string())
                     .map_err(|_| format!("tls: invalid server name {name:?}"))?;
-                Arc::new(CheckedAs { inner: webpki, name })
+                Arc::new(CheckedAs {
+                    inner: webpki,
+                    name,
+                })
             }
             None => webpki,
         }
     };
+    finish(builder, verifier, alpn)
+}
+
+fn finish(
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
+    verifier: Arc<dyn ServerCertVerifier>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, String> {
     let mut config = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// Used when the system has no CA bundle: rejects every certificate as Go does then.
+#[derive(Debug)]
+struct NoTrustRoots {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for NoTrustRoots {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 /// `tls_skip_verify`: any certificate is accepted, as Go's `InsecureSkipVerify`
@@ -202,15 +258,19 @@ pub(super) mod testing {
     /// An acceptor presenting a self-signed certificate for `localhost`, offering `alpn`.
     pub(in crate::agent::checks) fn acceptor(alpn: &[&[u8]]) -> TlsAcceptor {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
         let cert = CertificateDer::from(certified.cert.der().to_vec());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-        let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .expect("server config");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            certified.signing_key.serialize_der(),
+        ));
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .expect("server config");
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         TlsAcceptor::from(Arc::new(config))
     }
