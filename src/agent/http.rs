@@ -307,6 +307,7 @@ async fn register_service(
         Some(v) => parse_go_bool(v).unwrap_or(false),
     };
     agent.local.add_service(&agent, def, replace, Source::Api)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
@@ -317,6 +318,7 @@ async fn deregister_service(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceWrite(&id))?;
     agent.local.remove_service(&id)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
@@ -339,6 +341,7 @@ async fn service_maintenance(
     agent
         .local
         .service_maintenance(&agent, &id, enable, reason)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
@@ -350,6 +353,7 @@ async fn node_maintenance(
     let enable = enable_param(&opts)?;
     let reason = opts.params.get("reason").unwrap_or("");
     agent.local.node_maintenance(&agent, enable, reason)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
@@ -371,6 +375,7 @@ async fn register_check(
         def.name.clone(),
     )?;
     agent.local.add_check(&agent, check, def)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
@@ -381,10 +386,11 @@ async fn deregister_check(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeWrite(agent.node_name()))?;
     agent.local.remove_check(&id)?;
+    super::sync::sync_now(&agent).await;
     Ok(empty())
 }
 
-fn ttl_update(
+async fn ttl_update(
     agent: &Agent,
     opts: &QueryOptions,
     id: &str,
@@ -395,6 +401,7 @@ fn ttl_update(
     agent
         .local
         .update_ttl(id, status, output, agent.config.check_output_max_size)?;
+    super::sync::sync_now(agent).await;
     Ok(empty())
 }
 
@@ -404,7 +411,7 @@ async fn check_pass(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
-    ttl_update(&agent, &opts, &id, HEALTH_PASSING, &note)
+    ttl_update(&agent, &opts, &id, HEALTH_PASSING, &note).await
 }
 
 async fn check_warn(
@@ -413,7 +420,7 @@ async fn check_warn(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
-    ttl_update(&agent, &opts, &id, HEALTH_WARNING, &note)
+    ttl_update(&agent, &opts, &id, HEALTH_WARNING, &note).await
 }
 
 async fn check_fail(
@@ -422,7 +429,7 @@ async fn check_fail(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     let note = opts.params.get("note").unwrap_or("").to_string();
-    ttl_update(&agent, &opts, &id, HEALTH_CRITICAL, &note)
+    ttl_update(&agent, &opts, &id, HEALTH_CRITICAL, &note).await
 }
 
 #[derive(Deserialize)]
@@ -447,7 +454,7 @@ async fn check_update(
             u.status
         )));
     }
-    ttl_update(&agent, &opts, &id, &u.status, &u.output)
+    ttl_update(&agent, &opts, &id, &u.status, &u.output).await
 }
 
 fn wants_text(opts: &QueryOptions, headers: &HeaderMap) -> bool {

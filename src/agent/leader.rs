@@ -46,6 +46,11 @@ pub fn self_registration(agent: &Agent) -> Registration {
         datacenter: agent.config.datacenter.clone(),
         tagged_addresses: tagged,
         meta,
+        locality: agent
+            .config
+            .locality
+            .as_ref()
+            .map(|l| serde_json::json!({"Region": l.region, "Zone": l.zone})),
         create_index: 0,
         modify_index: 0,
     };

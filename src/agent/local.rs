@@ -764,6 +764,7 @@ fn build_service(
         tagged_addresses: tagged,
         meta: def.meta,
         port: def.port,
+        ports: def.ports.filter(|p| !p.is_null()),
         socket_path: def.socket_path,
         weights: Weights {
             passing: weights.passing,
@@ -778,6 +779,7 @@ fn build_service(
             .connect
             .filter(|c| !c.is_null())
             .unwrap_or_else(|| serde_json::json!({})),
+        locality: def.locality.filter(|l| !l.is_null()),
         create_index: 0,
         modify_index: 0,
     };
@@ -808,6 +810,8 @@ pub fn agent_service(agent: &Agent, s: &NodeService) -> AgentService {
         content_hash: None,
         proxy: (!s.kind.is_empty()).then(|| s.proxy.clone()),
         connect: None,
+        ports: s.ports.clone(),
+        locality: s.locality.clone(),
         datacenter: agent.config.datacenter.clone(),
     }
 }

@@ -30,7 +30,13 @@ fn rss_bytes() -> u64 {
 }
 
 fn gauges(agent: &Agent) -> Vec<(String, f64)> {
-    let prefix = &agent.config.telemetry.metrics_prefix;
+    // Like go-metrics, gauges carry the host name unless `disable_hostname` is set.
+    let prefix = if agent.config.telemetry.disable_hostname {
+        agent.config.telemetry.metrics_prefix.clone()
+    } else {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}.{}", agent.config.telemetry.metrics_prefix, host.trim())
+    };
     let rss = rss_bytes() as f64;
     let mut out = vec![
         (format!("{prefix}.runtime.alloc_bytes"), rss),

@@ -45,6 +45,8 @@ pub struct Agent {
     pub http_cache: crate::http::cache::AgentCache,
     /// Recent user events.
     pub events: events::EventLog,
+    /// Serialises anti-entropy passes.
+    pub sync_lock: tokio::sync::Mutex<()>,
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
@@ -144,6 +146,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         leaf_cache: Default::default(),
         http_cache: Default::default(),
         events: Default::default(),
+        sync_lock: tokio::sync::Mutex::new(()),
         flags,
         shutdown: shutdown.clone(),
         started: Instant::now(),

@@ -30,8 +30,21 @@ fn same_check(local: &HealthCheck, catalog: &HealthCheck) -> bool {
     l == c
 }
 
+/// Syncs right away (after an agent API write, so the catalog shows the change by the
+/// time the write is answered, as clients expect). Failures are left to the loop.
+pub async fn sync_now(agent: &Agent) {
+    if agent.consensus.leader().is_none() {
+        return;
+    }
+    if let Err(e) = sync_once(agent).await {
+        tracing::warn!(error = %e, "anti-entropy sync failed; will retry");
+    }
+}
+
 /// One pass. Returns `Err` with a reason when a write failed (retried next pass).
+/// Passes never overlap.
 pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
+    let _pass = agent.sync_lock.lock().await;
     let node = self_registration(agent).node;
     let (catalog_services, catalog_checks) = {
         let r = agent.store.read()?;

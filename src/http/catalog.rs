@@ -94,6 +94,7 @@ async fn register(
         },
         tagged_addresses: req.tagged_addresses,
         meta: req.node_meta,
+        locality: req.locality.filter(|l| !l.is_null()),
         create_index: 0,
         modify_index: 0,
     };

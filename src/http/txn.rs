@@ -63,6 +63,7 @@ fn convert(agent: &Agent, input: TxnOpInput) -> ApiResult<TxnOp> {
                 },
                 tagged_addresses: node.tagged_addresses,
                 meta: node.meta,
+                locality: node.locality.filter(|l| !l.is_null()),
                 create_index: 0,
                 modify_index: node.modify_index,
             },
@@ -118,7 +119,21 @@ fn authorize(agent: &Agent, token: &str, op: &TxnOp) -> ApiResult<()> {
 
 fn respond(result: Result<TxnResponse, Vec<TxnError>>, pretty: bool) -> Response {
     match result {
-        Ok(resp) => json_status(StatusCode::OK, &resp, pretty),
+        Ok(resp) => {
+            // Unlike the health endpoints, txn results leave a check's empty
+            // `ServiceTags` as Go's nil slice: `null`.
+            let mut body = serde_json::to_value(&resp).unwrap_or_default();
+            if let Some(results) = body.get_mut("Results").and_then(|r| r.as_array_mut()) {
+                for r in results {
+                    if let Some(tags) = r.pointer_mut("/Check/ServiceTags") {
+                        if tags.as_array().is_some_and(|a| a.is_empty()) {
+                            *tags = serde_json::Value::Null;
+                        }
+                    }
+                }
+            }
+            json_status(StatusCode::OK, &body, pretty)
+        }
         Err(errors) => json_status(
             StatusCode::CONFLICT,
             &TxnResponse {

@@ -201,6 +201,8 @@ pub struct ServiceDefinition {
     pub meta: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_default")]
     pub port: i64,
+    #[serde(default)]
+    pub ports: Option<Value>,
     #[serde(default, deserialize_with = "null_default")]
     pub socket_path: String,
     #[serde(default)]
@@ -250,7 +252,11 @@ pub struct AgentService {
     pub proxy: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Value>,
     pub datacenter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<Value>,
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct Node {
     pub datacenter: String,
     pub tagged_addresses: BTreeMap<String, String>,
     pub meta: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub locality: Option<Value>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -67,12 +69,16 @@ pub struct NodeService {
     pub tagged_addresses: BTreeMap<String, Value>,
     pub meta: BTreeMap<String, String>,
     pub port: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ports: Option<Value>,
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub socket_path: String,
     pub weights: Weights,
     pub enable_tag_override: bool,
     pub proxy: Value,
     pub connect: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub locality: Option<Value>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -88,11 +94,13 @@ impl Default for NodeService {
             tagged_addresses: BTreeMap::new(),
             meta: BTreeMap::new(),
             port: 0,
+            ports: None,
             socket_path: String::new(),
             weights: Weights::default(),
             enable_tag_override: false,
             proxy: default_proxy(),
             connect: Value::Object(Default::default()),
+            locality: None,
             create_index: 0,
             modify_index: 0,
         }
@@ -152,10 +160,14 @@ pub struct ServiceNode {
     pub service_weights: Weights,
     pub service_meta: BTreeMap<String, String>,
     pub service_port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ports: Option<Value>,
     pub service_socket_path: String,
     pub service_enable_tag_override: bool,
     pub service_proxy: Value,
     pub service_connect: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_locality: Option<Value>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -178,10 +190,12 @@ impl ServiceNode {
             service_weights: svc.weights.clone(),
             service_meta: svc.meta.clone(),
             service_port: svc.port,
+            service_ports: svc.ports.clone(),
             service_socket_path: svc.socket_path.clone(),
             service_enable_tag_override: svc.enable_tag_override,
             service_proxy: svc.proxy.clone(),
             service_connect: svc.connect.clone(),
+            service_locality: svc.locality.clone(),
             create_index: svc.create_index,
             modify_index: svc.modify_index,
         }
@@ -225,6 +239,8 @@ pub struct ServiceInput {
     pub meta: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_default")]
     pub port: i64,
+    #[serde(default)]
+    pub ports: Option<Value>,
     #[serde(default, deserialize_with = "null_default")]
     pub socket_path: String,
     #[serde(default)]
@@ -265,8 +281,13 @@ impl ServiceInput {
             tagged_addresses: self.tagged_addresses,
             meta: self.meta,
             port: self.port,
+            ports: self.ports.filter(|p| !p.is_null()),
             socket_path: self.socket_path,
-            weights: self.weights.unwrap_or_default(),
+            // Zero weights (an unset Go struct) mean the defaults.
+            weights: self
+                .weights
+                .filter(|w| w.passing != 0 || w.warning != 0)
+                .unwrap_or_default(),
             enable_tag_override: self.enable_tag_override,
             proxy: self
                 .proxy
@@ -276,6 +297,7 @@ impl ServiceInput {
                 .connect
                 .filter(|v| !v.is_null())
                 .unwrap_or_else(|| Value::Object(Default::default())),
+            locality: self.locality.filter(|l| !l.is_null()),
             create_index: 0,
             modify_index: 0,
         }
@@ -328,6 +350,12 @@ pub struct CheckInput {
 
 impl CheckInput {
     pub fn into_health_check(self) -> HealthCheck {
+        let definition = normalize_definition(self.definition.filter(|v| !v.is_null()));
+        let check_type = if self.check_type.is_empty() {
+            definition_type(&definition).to_string()
+        } else {
+            self.check_type
+        };
         HealthCheck {
             node: self.node,
             check_id: self.check_id,
@@ -342,18 +370,101 @@ impl CheckInput {
             service_id: self.service_id,
             service_name: self.service_name,
             service_tags: self.service_tags,
-            check_type: self.check_type,
+            check_type,
             interval: self.interval,
             timeout: self.timeout,
             exposed_port: self.exposed_port,
-            definition: self
-                .definition
-                .filter(|v| !v.is_null())
-                .unwrap_or_else(|| Value::Object(Default::default())),
+            definition,
             create_index: 0,
             modify_index: 0,
         }
     }
+}
+
+/// The check type a definition implies (Consul fills `Type` from it).
+fn definition_type(def: &Value) -> &'static str {
+    let has = |k: &str| {
+        def.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    if has("HTTP") {
+        "http"
+    } else if has("TCP") {
+        "tcp"
+    } else if has("UDP") {
+        "udp"
+    } else if has("GRPC") {
+        "grpc"
+    } else if has("OSService") {
+        "os_service"
+    } else {
+        ""
+    }
+}
+
+/// A check's `Definition` as Consul stores it: known fields only, zero values left
+/// out, durations as Go duration strings whichever form (`Interval` string or
+/// `IntervalDuration` nanoseconds) they arrived in.
+pub fn normalize_definition(def: Option<Value>) -> Value {
+    let mut out = serde_json::Map::new();
+    let Some(Value::Object(input)) = def else {
+        return Value::Object(out);
+    };
+    let find = |name: &str| {
+        input
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    for key in [
+        "HTTP",
+        "Header",
+        "Method",
+        "Body",
+        "TLSServerName",
+        "TLSSkipVerify",
+        "TCP",
+        "TCPUseTLS",
+        "UDP",
+        "GRPC",
+        "OSService",
+        "GRPCUseTLS",
+        "SessionName",
+    ] {
+        match find(key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(Value::Object(m)) if m.is_empty() => {}
+            Some(v) => {
+                out.insert(key.to_string(), v);
+            }
+        }
+    }
+    for key in ["Interval", "Timeout", "DeregisterCriticalServiceAfter"] {
+        let nanos = |v: Option<Value>| -> u64 {
+            match v {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0).max(0.0) as u64,
+                Some(Value::String(s)) => crate::config::parse_go_duration(&s)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
+                _ => 0,
+            }
+        };
+        let mut ns = nanos(find(&format!("{key}Duration")));
+        if ns == 0 {
+            ns = nanos(find(key));
+        }
+        if ns > 0 {
+            out.insert(
+                key.to_string(),
+                Value::String(crate::config::format_go_duration(
+                    std::time::Duration::from_nanos(ns),
+                )),
+            );
+        }
+    }
+    Value::Object(out)
 }
 
 /// `PUT /v1/catalog/register`.
@@ -406,6 +517,9 @@ pub struct DeregisterRequest {
     pub check_id: String,
     #[serde(default, deserialize_with = "null_default")]
     pub datacenter: String,
+    /// Sent by the Go client; Consul ignores it for deregistration.
+    #[serde(default, deserialize_with = "null_default")]
+    pub address: String,
     #[serde(default, deserialize_with = "null_default")]
     pub peer_name: String,
     #[serde(default, deserialize_with = "null_default")]
