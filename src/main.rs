@@ -15,6 +15,10 @@ mod structs;
 use clap::Parser;
 
 fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match level {
         "trace" => "trace",
         "debug" => "debug",
@@ -22,18 +26,28 @@ fn init_logging(level: &str, json: bool) {
         "err" | "error" => "error",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
+    let console_filter = tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let console = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let console = if json {
+        console.json().with_filter(console_filter).boxed()
     } else {
-        builder.init();
-    }
+        console.with_filter(console_filter).boxed()
+    };
+    // `/v1/agent/monitor` can ask for debug lines whatever the console level is; the
+    // chatty libraries stay at info so their hot paths are not slowed.
+    let monitor_filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::DEBUG)
+        .with_target("openraft", tracing::Level::INFO)
+        .with_target("hyper", tracing::Level::INFO)
+        .with_target("h2", tracing::Level::INFO)
+        .with_target("reqwest", tracing::Level::INFO);
+    tracing_subscriber::registry()
+        .with(console)
+        .with(agent::monitor::MonitorLayer.with_filter(monitor_filter))
+        .init();
 }
 
 fn main() {

@@ -48,7 +48,7 @@ fn session_defaults_info_renew_destroy() {
         .to_string();
     assert_eq!(
         a.get(&format!("/v1/session/info/{id}")).json()[0]["NodeChecks"],
-        serde_json::Value::Null
+        json!([])
     );
 }
 

@@ -45,6 +45,9 @@ pub struct LocalService {
     pub service: NodeService,
     pub token: String,
     pub source: Source,
+    /// For a sidecar proxy registered through its parent: the parent's ID (removing
+    /// the parent removes the sidecar).
+    pub sidecar_of: Option<String>,
 }
 
 pub struct LocalCheck {
@@ -286,6 +289,16 @@ impl LocalState {
     }
 
     pub fn remove_service(&self, id: &str) -> Result<(), LocalError> {
+        let sidecars: Vec<String> = self
+            .lock()
+            .services
+            .iter()
+            .filter(|(_, s)| s.sidecar_of.as_deref() == Some(id))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in sidecars {
+            let _ = self.remove_service(&sid);
+        }
         {
             let mut inner = self.lock();
             if inner.services.remove(id).is_none() {
@@ -436,11 +449,23 @@ impl LocalState {
     pub fn add_service(
         &self,
         agent: &Agent,
-        def: ServiceDefinition,
+        mut def: ServiceDefinition,
         replace_existing_checks: bool,
         source: Source,
     ) -> Result<(), LocalError> {
+        let sidecar = self.take_sidecar(&mut def)?;
         let (service, checks) = build_service(agent, def, source)?;
+        if let Some(mut sidecar_def) = sidecar {
+            let parent = &service.service;
+            self.fill_sidecar(&mut sidecar_def, parent);
+            let (mut sidecar_svc, sidecar_checks) = build_service(agent, sidecar_def, source)?;
+            sidecar_svc.sidecar_of = Some(parent.id.clone());
+            let sid = sidecar_svc.service.id.clone();
+            self.lock().services.insert(sid, sidecar_svc);
+            for (check, cdef) in sidecar_checks {
+                self.add_check(agent, check, cdef)?;
+            }
+        }
         let id = service.service.id.clone();
         {
             let mut inner = self.lock();
@@ -478,6 +503,100 @@ impl LocalState {
         }
         self.changed();
         Ok(())
+    }
+
+    /// Removes `Connect.SidecarService` from a definition (Consul stores the parent
+    /// without it) and returns the sidecar's own definition.
+    fn take_sidecar(
+        &self,
+        def: &mut ServiceDefinition,
+    ) -> Result<Option<ServiceDefinition>, LocalError> {
+        let Some(serde_json::Value::Object(connect)) = def.connect.as_mut() else {
+            return Ok(None);
+        };
+        let key = connect
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("SidecarService") || *k == "sidecar_service")
+            .cloned();
+        let Some(raw) = key.and_then(|k| connect.remove(&k)) else {
+            return Ok(None);
+        };
+        if raw.is_null() {
+            return Ok(None);
+        }
+        crate::structs::decode::from_value::<ServiceDefinition>(raw)
+            .map(Some)
+            .map_err(|e| LocalError::BadRequest(format!("Invalid SidecarService: {e}")))
+    }
+
+    /// Consul's sidecar defaults: `<id>-sidecar-proxy`, a port from 21000-21255, a
+    /// proxy pointing at the parent, a listening TCP check and an alias check.
+    fn fill_sidecar(&self, sc: &mut ServiceDefinition, parent: &NodeService) {
+        if sc.id.is_empty() {
+            sc.id = format!("{}-sidecar-proxy", parent.id);
+        }
+        if sc.name.is_empty() {
+            sc.name = format!("{}-sidecar-proxy", parent.service);
+        }
+        sc.kind = "connect-proxy".into();
+        if sc.tags.is_empty() {
+            sc.tags = parent.tags.clone();
+        }
+        if sc.meta.is_empty() {
+            sc.meta = parent.meta.clone();
+        }
+        if sc.port == 0 {
+            let used: Vec<i64> = self
+                .lock()
+                .services
+                .values()
+                .map(|s| s.service.port)
+                .collect();
+            sc.port = (21000..=21255).find(|p| !used.contains(p)).unwrap_or(21000);
+        }
+        let mut proxy = match sc.proxy.take() {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        proxy.insert(
+            "DestinationServiceName".into(),
+            parent.service.clone().into(),
+        );
+        proxy.insert("DestinationServiceID".into(), parent.id.clone().into());
+        proxy
+            .entry("LocalServiceAddress")
+            .or_insert_with(|| "127.0.0.1".into());
+        proxy
+            .entry("LocalServicePort")
+            .or_insert_with(|| parent.port.into());
+        proxy.entry("Mode").or_insert_with(|| "".into());
+        proxy
+            .entry("MeshGateway")
+            .or_insert_with(|| serde_json::json!({}));
+        proxy
+            .entry("Expose")
+            .or_insert_with(|| serde_json::json!({}));
+        sc.proxy = Some(serde_json::Value::Object(proxy));
+        if sc.check.is_none() && sc.checks.is_empty() {
+            let addr = if parent.address.is_empty() {
+                "127.0.0.1".to_string()
+            } else {
+                parent.address.clone()
+            };
+            sc.checks = vec![
+                CheckDefinition {
+                    name: "Connect Sidecar Listening".into(),
+                    tcp: format!("{addr}:{}", sc.port),
+                    interval: Some(Duration::from_secs(10)),
+                    ..Default::default()
+                },
+                CheckDefinition {
+                    name: format!("Connect Sidecar Aliasing {}", parent.id),
+                    alias_service: parent.id.clone(),
+                    ..Default::default()
+                },
+            ];
+        }
     }
 
     /// Enables or disables maintenance on a service (a critical check).
@@ -788,6 +907,7 @@ fn build_service(
             service,
             token: def.token,
             source,
+            sidecar_of: None,
         },
         checks,
     ))

@@ -9,6 +9,7 @@ pub mod http;
 pub mod leader;
 pub mod local;
 pub mod metrics;
+pub mod monitor;
 pub mod session_ttl;
 pub mod sync;
 

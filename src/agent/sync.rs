@@ -74,6 +74,7 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
                 .any(|c| c.check_id == l.check_id && same_check(l, c))
         });
         if !(service_ok && checks_ok) {
+            tracing::info!(service = %svc.id, "Synced service");
             agent
                 .consensus
                 .propose(Command::Register(Registration {

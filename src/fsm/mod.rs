@@ -71,6 +71,10 @@ pub enum Command {
     Txn {
         ops: Vec<TxnOp>,
     },
+    /// Replaces the whole state with a `/v1/snapshot` archive's state.
+    Restore {
+        state: Vec<u8>,
+    },
     CoordinateUpdate {
         entries: Vec<CoordinateEntry>,
     },
@@ -160,6 +164,10 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 Response::Bool(true)
             }
             Command::Txn { ops } => Response::Txn(w.txn_apply(ops)?),
+            Command::Restore { state } => {
+                w.restore(state)?;
+                Response::Done
+            }
             Command::CoordinateUpdate { entries } => {
                 w.coordinates_update(entries)?;
                 Response::Done

@@ -40,6 +40,10 @@ pub fn router() -> Router<Arc<Agent>> {
             "/v1/catalog/service/{name}",
             endpoint(&["GET"], get(service)),
         )
+        .route(
+            "/v1/catalog/connect/{name}",
+            endpoint(&["GET"], get(connect)),
+        )
         .route("/v1/catalog/node/{node}", endpoint(&["GET"], get(node)))
         .route(
             "/v1/catalog/node-services/{node}",
@@ -221,17 +225,38 @@ async fn service(
     Path(name): Path<String>,
     opts: QueryOptions,
 ) -> ApiResult<Response> {
+    service_nodes(agent, name, opts, false).await
+}
+
+async fn connect(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
+    service_nodes(agent, name, opts, true).await
+}
+
+/// `/v1/catalog/service/:name`, or with `connect` its Connect-capable instances.
+async fn service_nodes(
+    agent: Arc<Agent>,
+    name: String,
+    opts: QueryOptions,
+    connect: bool,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(&name))?;
-    let ans = blocking(
-        &agent,
-        &opts,
-        &[WatchKey::Service(lower(&name))],
-        true,
-        |r| {
-            let (idx, instances) = r.service_instances(&name)?;
-            Ok(Found::new(idx, instances))
-        },
-    )
+    let watch = if connect {
+        WatchKey::Table(Table::Services)
+    } else {
+        WatchKey::Service(lower(&name))
+    };
+    let ans = blocking(&agent, &opts, &[watch], true, |r| {
+        let (idx, instances) = if connect {
+            r.connect_instances(&name)?
+        } else {
+            r.service_instances(&name)?
+        };
+        Ok(Found::new(idx, instances))
+    })
     .await?;
     let mut list: Vec<ServiceNode> = ans
         .value

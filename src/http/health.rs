@@ -31,6 +31,10 @@ pub fn router() -> Router<Arc<Agent>> {
             "/v1/health/service/{service}",
             endpoint(&["GET"], get(service)),
         )
+        .route(
+            "/v1/health/connect/{service}",
+            endpoint(&["GET"], get(connect)),
+        )
 }
 
 async fn node(
@@ -126,6 +130,24 @@ async fn service(
     Path(name): Path<String>,
     opts: QueryOptions,
 ) -> ApiResult<Response> {
+    service_health(agent, name, opts, false).await
+}
+
+async fn connect(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    opts: QueryOptions,
+) -> ApiResult<Response> {
+    service_health(agent, name, opts, true).await
+}
+
+/// `/v1/health/service/:name`, or with `connect` its Connect-capable instances.
+async fn service_health(
+    agent: Arc<Agent>,
+    name: String,
+    opts: QueryOptions,
+    connect: bool,
+) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(&name))?;
     let passing = match opts.params.get("passing") {
         None => false,
@@ -134,16 +156,22 @@ async fn service(
             parse_go_bool(v).ok_or_else(|| ApiError::bad_request("Invalid value for ?passing"))?
         }
     };
-    let ans = blocking(
-        &agent,
-        &opts,
-        &[WatchKey::Service(lower(&name))],
-        true,
-        |r| {
-            let (idx, list) = r.check_service_nodes(&name)?;
-            Ok(Found::new(idx, list))
-        },
-    )
+    let watch = if connect {
+        vec![
+            WatchKey::Table(Table::Services),
+            WatchKey::Table(Table::Checks),
+        ]
+    } else {
+        vec![WatchKey::Service(lower(&name))]
+    };
+    let ans = blocking(&agent, &opts, &watch, true, |r| {
+        let (idx, list) = if connect {
+            r.connect_check_service_nodes(&name)?
+        } else {
+            r.check_service_nodes(&name)?
+        };
+        Ok(Found::new(idx, list))
+    })
     .await?;
     let mut list: Vec<_> = ans
         .value

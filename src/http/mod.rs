@@ -8,9 +8,11 @@ pub mod coordinate;
 pub mod error;
 pub mod health;
 pub mod kv;
+pub mod operator;
 pub mod query;
 pub mod response;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -114,8 +116,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(catalog::router())
         .merge(health::router())
         .merge(coordinate::router())
+        .merge(operator::router())
+        .merge(snapshot::router())
         .merge(crate::agent::http::router())
         .merge(crate::agent::events::router())
+        .merge(crate::agent::monitor::router())
         .merge(crate::connect::http::router())
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(

@@ -125,12 +125,12 @@ async fn create(
         }
     }
     // Legacy `Checks`: an explicit empty list means no checks; otherwise its entries
-    // are node checks. With neither field, the session depends on serfHealth.
+    // are node checks. With neither field the session depends on serfHealth, even
+    // when it also names service checks.
     let node_checks = match (req.checks, req.node_checks) {
         (_, Some(nc)) => nc,
         (Some(c), None) => c,
-        (None, None) if req.service_checks.is_none() => vec![SERF_CHECK_ID.to_string()],
-        (None, None) => vec![],
+        (None, None) => vec![SERF_CHECK_ID.to_string()],
     };
     let mut deduped: Vec<String> = Vec::new();
     for c in node_checks {

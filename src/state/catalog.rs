@@ -109,6 +109,50 @@ impl ReaderRef<'_> {
         Ok((idx, out))
     }
 
+    /// Instances that speak Connect for `service`: its proxies (`connect-proxy` with
+    /// that destination) and its Connect-native instances.
+    pub fn connect_instances(&self, service: &str) -> Result<(u64, Vec<(Node, NodeService)>)> {
+        let idx = self.table_index(&[Table::Nodes, Table::Services])?;
+        let (_, all) = self.services()?;
+        let out = all
+            .into_iter()
+            .filter(|(_, s)| {
+                let proxy_for = s.kind == "connect-proxy"
+                    && s.proxy
+                        .get("DestinationServiceName")
+                        .and_then(|d| d.as_str())
+                        .is_some_and(|d| d.eq_ignore_ascii_case(service));
+                let native = s.service.eq_ignore_ascii_case(service)
+                    && s.connect.get("Native").and_then(|n| n.as_bool()) == Some(true);
+                proxy_for || native
+            })
+            .collect();
+        Ok((idx, out))
+    }
+
+    /// `check_service_nodes` for the Connect-capable instances of `service`.
+    pub fn connect_check_service_nodes(
+        &self,
+        service: &str,
+    ) -> Result<(u64, Vec<CheckServiceNode>)> {
+        let (_, instances) = self.connect_instances(service)?;
+        let mut out = Vec::with_capacity(instances.len());
+        for (node, svc) in instances {
+            let checks = self
+                .node_checks(&node.node)?
+                .into_iter()
+                .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+                .collect();
+            out.push(CheckServiceNode {
+                node,
+                service: svc,
+                checks,
+            });
+        }
+        let idx = self.table_index(&[Table::Nodes, Table::Services, Table::Checks])?;
+        Ok((idx, out))
+    }
+
     pub fn node_checks(&self, node: &str) -> Result<Vec<HealthCheck>> {
         schema::scan_json(&self.db.checks, self.txn, &schema::prefix(&[&lower(node)]))
     }

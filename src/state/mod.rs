@@ -269,6 +269,7 @@ pub(crate) fn table_index_name(t: Table) -> &'static str {
         Table::Coordinates => "coordinates",
         Table::ConnectCa => "connect-ca",
         Table::ConfigEntries => "config-entries",
+        Table::Autopilot => "autopilot",
     }
 }
 

@@ -22,6 +22,7 @@ pub enum Table {
     Coordinates,
     ConnectCa,
     ConfigEntries,
+    Autopilot,
 }
 
 /// One thing a query can depend on.

@@ -52,8 +52,7 @@ impl Session {
     }
 }
 
-/// The wire form of a session: `NodeChecks` is `null` when empty, as Consul's
-/// (the legacy `Checks` list is no longer sent).
+/// The wire form of a session (the legacy `Checks` list is no longer sent).
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SessionView<'a> {
@@ -65,7 +64,7 @@ pub struct SessionView<'a> {
     pub behavior: &'a str,
     #[serde(rename = "TTL")]
     pub ttl: &'a str,
-    pub node_checks: Option<&'a [String]>,
+    pub node_checks: &'a [String],
     pub service_checks: &'a Option<Vec<ServiceCheck>>,
     pub create_index: u64,
     pub modify_index: u64,
@@ -80,7 +79,7 @@ impl<'a> From<&'a Session> for SessionView<'a> {
             lock_delay: s.lock_delay,
             behavior: &s.behavior,
             ttl: &s.ttl,
-            node_checks: (!s.node_checks.is_empty()).then_some(s.node_checks.as_slice()),
+            node_checks: &s.node_checks,
             service_checks: &s.service_checks,
             create_index: s.create_index,
             modify_index: s.modify_index,
