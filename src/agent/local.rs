@@ -231,13 +231,16 @@ impl LocalState {
                 };
                 if deadline <= now {
                     c.ttl_deadline = None;
-                    expired.push((
-                        id.clone(),
+                    // Consul adds the last output only when there was one.
+                    let output = if c.check.output.is_empty() {
+                        "TTL expired".to_string()
+                    } else {
                         format!(
                             "TTL expired (last output before timeout follows): {}",
                             c.check.output
-                        ),
-                    ));
+                        )
+                    };
+                    expired.push((id.clone(), output));
                 } else {
                     let left = deadline - now;
                     next = Some(next.map_or(left, |n| n.min(left)));
