@@ -207,14 +207,13 @@ async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiR
 
 async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentRead)?;
-    if opts.params.has("wan") {
-        if let Some(seg) = opts.params.get("segment") {
-            if seg != "_all" {
-                return Err(ApiError::bad_request(
-                    "Cannot provide a segment with wan=true",
-                ));
-            }
-        }
+    if opts.params.has("wan")
+        && let Some(seg) = opts.params.get("segment")
+        && seg != "_all"
+    {
+        return Err(ApiError::bad_request(
+            "Cannot provide a segment with wan=true",
+        ));
     }
     let list = opts.apply_filter(vec![member(&agent)])?;
     Ok(json(&list, opts.pretty))

@@ -113,10 +113,10 @@ async fn establish(agent: &Agent) {
             }
         }
     }
-    if let Ok(r) = agent.store.read() {
-        if let Ok((_, sessions)) = r.view().sessions() {
-            agent.session_timers.reset_all(&sessions);
-        }
+    if let Ok(r) = agent.store.read()
+        && let Ok((_, sessions)) = r.view().sessions()
+    {
+        agent.session_timers.reset_all(&sessions);
     }
     let has_coord = agent
         .store
@@ -138,10 +138,10 @@ async fn establish(agent: &Agent) {
             })
             .await;
     }
-    if agent.config.connect.enabled {
-        if let Err(e) = initialize_ca(agent).await {
-            tracing::error!(error = %e, "could not initialize the Connect CA");
-        }
+    if agent.config.connect.enabled
+        && let Err(e) = initialize_ca(agent).await
+    {
+        tracing::error!(error = %e, "could not initialize the Connect CA");
     }
 }
 
@@ -219,13 +219,12 @@ async fn reap_tombstones(agent: &Agent, graves: &mut VecDeque<(Instant, u64)>) {
         reap_to = Some(*idx);
         graves.pop_front();
     }
-    if let Some(index) = reap_to {
-        if let Err(e) = agent
+    if let Some(index) = reap_to
+        && let Err(e) = agent
             .consensus
             .propose(Command::KvReapTombstones { index })
             .await
-        {
-            tracing::warn!(error = %e, "tombstone reap failed");
-        }
+    {
+        tracing::warn!(error = %e, "tombstone reap failed");
     }
 }

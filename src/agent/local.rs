@@ -43,6 +43,8 @@ pub enum Source {
 
 pub struct LocalService {
     pub service: NodeService,
+    /// The registration's ACL token, for anti-entropy once ACLs are enforced.
+    #[allow(dead_code)]
     pub token: String,
     pub source: Source,
     /// For a sidecar proxy registered through its parent: the parent's ID (removing
@@ -158,12 +160,13 @@ impl LocalState {
     /// `EnableTagOverride`: the catalog's edit wins.
     pub fn adopt_tags(&self, id: &str, tags: Vec<String>) {
         let mut inner = self.lock();
-        if let Some(s) = inner.services.get_mut(id) {
-            if s.service.enable_tag_override && s.service.tags != tags {
-                s.service.tags = tags;
-                drop(inner);
-                self.changed();
-            }
+        if let Some(s) = inner.services.get_mut(id)
+            && s.service.enable_tag_override
+            && s.service.tags != tags
+        {
+            s.service.tags = tags;
+            drop(inner);
+            self.changed();
         }
     }
 
@@ -705,9 +708,9 @@ pub fn build_check(
     default_name: String,
 ) -> Result<HealthCheck, LocalError> {
     if !def.status.is_empty() && !is_valid_status(&def.status) {
-        return Err(LocalError::BadRequest(format!(
-            "Status for checks must 'passing', 'warning', 'critical'"
-        )));
+        return Err(LocalError::BadRequest(
+            "Status for checks must 'passing', 'warning', 'critical'".to_string(),
+        ));
     }
     if !def.is_valid() {
         return Err(LocalError::BadRequest(
@@ -805,9 +808,10 @@ fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
             )));
         }
         if k.starts_with("consul-") {
-            return Err(LocalError::BadRequest(format!(
+            return Err(LocalError::BadRequest(
                 "Invalid service Meta: Key prefix 'consul-' is reserved for internal use"
-            )));
+                    .to_string(),
+            ));
         }
         if v.len() > 512 {
             return Err(LocalError::BadRequest(format!(

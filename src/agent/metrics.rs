@@ -58,7 +58,7 @@ fn gauges(agent: &Agent) -> Vec<(String, f64)> {
         ),
         (
             format!("{prefix}.blocking_query.watch_slots"),
-            agent.store.watches.len() as f64,
+            agent.store.watches.slot_count() as f64,
         ),
     ];
     if agent.config.server {

@@ -16,7 +16,7 @@ pub mod sync;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +51,6 @@ pub struct Agent {
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
-    pub started: Instant,
     /// The address other agents reach this one on (advertise, else bind).
     pub advertise: IpAddr,
     /// Removed at exit (`-dev` keeps its data in a scratch directory).
@@ -150,7 +149,6 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         sync_lock: tokio::sync::Mutex::new(()),
         flags,
         shutdown: shutdown.clone(),
-        started: Instant::now(),
         advertise,
         scratch,
     });

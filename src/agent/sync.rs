@@ -56,11 +56,12 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
     for svc in agent.local.services() {
         let mut svc = svc;
         let in_catalog = catalog_services.iter().find(|c| c.id == svc.id);
-        if let Some(c) = in_catalog {
-            if svc.enable_tag_override && c.tags != svc.tags {
-                agent.local.adopt_tags(&svc.id, c.tags.clone());
-                svc.tags = c.tags.clone();
-            }
+        if let Some(c) = in_catalog
+            && svc.enable_tag_override
+            && c.tags != svc.tags
+        {
+            agent.local.adopt_tags(&svc.id, c.tags.clone());
+            svc.tags = c.tags.clone();
         }
         let checks: Vec<HealthCheck> = local_checks
             .iter()

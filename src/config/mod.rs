@@ -211,7 +211,9 @@ pub struct Locality {
     pub zone: String,
 }
 
-/// The validated agent configuration.
+/// The validated agent configuration. Every key Consul accepts is parsed and
+/// validated; not every one drives behaviour yet.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub dev: bool,

@@ -15,6 +15,10 @@
 //! let kept = filter.retain(rows)?;
 //! ```
 
+// `validate_fields`, `retain` and `apply` are the module\'s API for per-endpoint
+// selector validation, which not every endpoint uses yet.
+#![allow(dead_code)]
+
 mod eval;
 mod parser;
 #[cfg(test)]

@@ -11,11 +11,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let h = Harness {
+        Harness {
             store: Store::open_scratch().unwrap(),
             index: 1,
-        };
-        h
+        }
     }
 
     fn run(&mut self, cmd: Command) -> Response {

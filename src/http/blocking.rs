@@ -51,7 +51,6 @@ pub struct QueryMeta {
 pub struct Answer<T> {
     pub meta: QueryMeta,
     pub value: T,
-    pub exists: bool,
 }
 
 /// How long a blocking query may wait: `wait` clamped to `max_query_time`,
@@ -127,7 +126,6 @@ pub async fn blocking<T>(
         return Ok(Answer {
             meta: meta(agent, found.index, label),
             value: found.value,
-            exists: found.exists,
         });
     }
 
@@ -149,7 +147,6 @@ pub async fn blocking<T>(
             return Ok(Answer {
                 meta: meta(agent, found.index, label),
                 value: found.value,
-                exists: found.exists,
             });
         }
         let woke = tokio::time::timeout(remaining, watches.changed())
@@ -160,7 +157,6 @@ pub async fn blocking<T>(
             return Ok(Answer {
                 meta: meta(agent, found.index, label),
                 value: found.value,
-                exists: found.exists,
             });
         }
         if opts.consistency == Consistency::Consistent {

@@ -80,14 +80,10 @@ pub struct QueryOptions {
     pub params: Params,
     pub raw_query: String,
     pub token: String,
-    pub datacenter: String,
     pub min_index: u64,
     pub wait: Duration,
     pub consistency: Consistency,
-    pub max_stale: Option<Duration>,
-    pub cached: bool,
     pub filter: Option<Filter>,
-    pub filter_text: String,
     pub node_meta: Vec<(String, String)>,
     pub tags: Vec<String>,
     pub near: Option<String>,
@@ -112,10 +108,10 @@ fn token_from(params: &Params, parts: &Parts, agent: &Agent) -> String {
         .and_then(|v| v.to_str().ok())
     {
         let mut words = auth.split_whitespace();
-        if let (Some(scheme), Some(value)) = (words.next(), words.next()) {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                return value.to_string();
-            }
+        if let (Some(scheme), Some(value)) = (words.next(), words.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            return value.to_string();
         }
     }
     agent.config.acl.tokens.default.clone().unwrap_or_default()
@@ -216,14 +212,10 @@ impl QueryOptions {
             params,
             raw_query,
             token,
-            datacenter,
             min_index,
             wait,
             consistency,
-            max_stale,
-            cached,
             filter,
-            filter_text,
             node_meta,
             tags,
             near,

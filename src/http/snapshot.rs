@@ -3,7 +3,7 @@
 //! state format, so archives move between concord clusters, not to or from Consul.
 //! A restore goes through Raft, so every server applies it.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
@@ -152,6 +152,7 @@ async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn archives_round_trip_and_tampering_is_caught() {

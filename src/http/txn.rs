@@ -125,10 +125,10 @@ fn respond(result: Result<TxnResponse, Vec<TxnError>>, pretty: bool) -> Response
             let mut body = serde_json::to_value(&resp).unwrap_or_default();
             if let Some(results) = body.get_mut("Results").and_then(|r| r.as_array_mut()) {
                 for r in results {
-                    if let Some(tags) = r.pointer_mut("/Check/ServiceTags") {
-                        if tags.as_array().is_some_and(|a| a.is_empty()) {
-                            *tags = serde_json::Value::Null;
-                        }
+                    if let Some(tags) = r.pointer_mut("/Check/ServiceTags")
+                        && tags.as_array().is_some_and(|a| a.is_empty())
+                    {
+                        *tags = serde_json::Value::Null;
                     }
                 }
             }

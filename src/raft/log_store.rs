@@ -220,10 +220,10 @@ impl Inner {
             Some(s) => s.len >= SEGMENT_BYTES,
         };
         if need_new {
-            if let Some(s) = self.segments.values().next_back() {
-                if self.durable {
-                    s.file.sync_data()?;
-                }
+            if let Some(s) = self.segments.values().next_back()
+                && self.durable
+            {
+                s.file.sync_data()?;
             }
             let path = self.dir.join(segment_name(next_index));
             let file = OpenOptions::new()
@@ -289,14 +289,14 @@ impl Inner {
     }
 
     fn read(&self, index: u64) -> io::Result<Option<Entry>> {
-        if let Some(front) = self.cache.front() {
-            if index >= front.log_id.index {
-                let pos = (index - front.log_id.index) as usize;
-                if let Some(e) = self.cache.get(pos) {
-                    if e.log_id.index == index {
-                        return Ok(Some(e.clone()));
-                    }
-                }
+        if let Some(front) = self.cache.front()
+            && index >= front.log_id.index
+        {
+            let pos = (index - front.log_id.index) as usize;
+            if let Some(e) = self.cache.get(pos)
+                && e.log_id.index == index
+            {
+                return Ok(Some(e.clone()));
             }
         }
         let Some(loc) = self.index.get(&index) else {
@@ -347,10 +347,10 @@ impl Inner {
         for (i, first) in firsts.iter().enumerate() {
             // A segment can go if the next one starts at or below the purge point + 1.
             let Some(next) = firsts.get(i + 1) else { break };
-            if *next <= log_id.index + 1 {
-                if let Some(s) = self.segments.remove(first) {
-                    fs::remove_file(&s.path)?;
-                }
+            if *next <= log_id.index + 1
+                && let Some(s) = self.segments.remove(first)
+            {
+                fs::remove_file(&s.path)?;
             }
         }
         Ok(())

@@ -2,6 +2,9 @@
 //! write transaction per batch (each command nested), records the applied log id and
 //! membership in the same transaction, and builds/installs snapshots.
 
+// openraft's storage traits dictate `StorageError` as the error type.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use crate::state::Store;
 const META_APPLIED: &str = "raft.last_applied";
 const META_MEMBERSHIP: &str = "raft.membership";
 
+#[allow(clippy::result_large_err)]
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageError::from_io_error(
         ErrorSubject::StateMachine,

@@ -8,6 +8,9 @@ use super::schema::{self, get_json, lower, put_json};
 use super::{ReaderRef, Result, StateError, Table, Writer};
 use crate::structs::{CheckServiceNode, HEALTH_CRITICAL, HealthCheck, Node, NodeService};
 
+/// A node with its services, or `None` for an unknown node.
+pub type NodeWithServices = Option<(Node, Vec<NodeService>)>;
+
 fn service_index_name(service: &str) -> String {
     format!("service.{}", lower(service))
 }
@@ -40,7 +43,7 @@ impl ReaderRef<'_> {
     }
 
     /// `(node, services)` for `/v1/catalog/node/:node`; `None` for an unknown node.
-    pub fn node_services(&self, node: &str) -> Result<(u64, Option<(Node, Vec<NodeService>)>)> {
+    pub fn node_services(&self, node: &str) -> Result<(u64, NodeWithServices)> {
         let idx = self.table_index(&[Table::Nodes, Table::Services])?;
         let Some(n) = self.node(node)? else {
             return Ok((idx, None));
@@ -333,10 +336,10 @@ impl Writer<'_, '_> {
         }
         let key = schema::key(&[&node_key, &check.check_id]);
         let existing: Option<HealthCheck> = get_json(&self.db.checks, self.txn, &key)?;
-        if let Some(old) = &existing {
-            if same_check(&check, old) {
-                return Ok(old.clone());
-            }
+        if let Some(old) = &existing
+            && same_check(&check, old)
+        {
+            return Ok(old.clone());
         }
         check.create_index = existing.as_ref().map_or(self.idx, |c| c.create_index);
         check.modify_index = self.idx;

@@ -76,29 +76,17 @@ impl ReaderRef<'_> {
         }
         Ok(idx)
     }
-
-    /// Tombstones written at or before `index` (for the reaper).
-    pub fn tombstones_up_to(&self, index: u64) -> Result<usize> {
-        let mut n = 0;
-        for item in self.db.tombstones.iter(self.txn)? {
-            let (_, v) = item?;
-            if <[u8; 8]>::try_from(v).map(u64::from_be_bytes).unwrap_or(0) <= index {
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
 }
 
 impl Writer<'_, '_> {
     fn kv_put(&mut self, entry: &DirEntry, old: Option<&DirEntry>) -> Result<()> {
         put_json(&self.db.kv, self.txn, entry.key.as_bytes(), entry)?;
-        if let Some(old_session) = old.and_then(|o| o.session.as_deref()) {
-            if entry.session.as_deref() != Some(old_session) {
-                self.db
-                    .kv_by_session
-                    .delete(self.txn, &schema::key(&[old_session, &entry.key]))?;
-            }
+        if let Some(old_session) = old.and_then(|o| o.session.as_deref())
+            && entry.session.as_deref() != Some(old_session)
+        {
+            self.db
+                .kv_by_session
+                .delete(self.txn, &schema::key(&[old_session, &entry.key]))?;
         }
         if let Some(s) = entry.session.as_deref() {
             self.db
@@ -120,11 +108,11 @@ impl Writer<'_, '_> {
         if !update_session {
             entry.session = existing.as_ref().and_then(|e| e.session.clone());
         }
-        if let Some(old) = &existing {
-            if old.same_content(&entry) {
-                entry.modify_index = old.modify_index;
-                return Ok(entry);
-            }
+        if let Some(old) = &existing
+            && old.same_content(&entry)
+        {
+            entry.modify_index = old.modify_index;
+            return Ok(entry);
         }
         entry.modify_index = self.idx;
         self.kv_put(&entry, existing.as_ref())?;

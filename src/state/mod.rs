@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use schema::Tables;
-pub use watch::{Table, Touched, WatchKey, WatchRegistry, WatchSet};
+pub use watch::{Table, Touched, WatchKey, WatchRegistry};
 
 /// Virtual address space reserved for the map; the file only grows as data does.
 const MAP_SIZE: usize = 64 << 30;
@@ -92,6 +92,7 @@ impl Store {
     }
 
     /// A store in a fresh scratch directory, deleted when the store is dropped.
+    #[cfg(test)]
     pub fn open_scratch() -> Result<Store> {
         let dir = std::env::temp_dir().join(format!("concord-dev-{}", uuid::Uuid::new_v4()));
         let mut store = Store::open(&dir, false)?;
@@ -109,19 +110,6 @@ impl Store {
             txn: self.env.read_txn()?,
             db: &self.db,
         })
-    }
-
-    /// Runs `f` in one write transaction stamped with `raft_index`; commits and wakes
-    /// watchers only if `f` succeeds.
-    pub fn write<T>(
-        &self,
-        raft_index: u64,
-        f: impl FnOnce(&mut Writer<'_, '_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut batch = self.batch()?;
-        let out = batch.apply(raft_index, f)?;
-        batch.commit()?;
-        Ok(out)
     }
 
     /// Starts a batch: several commands in one LMDB transaction, each of them

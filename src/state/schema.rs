@@ -12,6 +12,9 @@ use super::Result;
 
 pub type Db = Database<'static, Bytes, Bytes>;
 
+/// Key/value pairs borrowed from a read transaction.
+pub type KvIter<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
+
 /// Every database of the store.
 pub struct Tables {
     /// Raft bookkeeping: last applied log id, membership.
@@ -162,7 +165,7 @@ pub fn iter_prefix<'t>(
     db: &Db,
     txn: &'t RoTxn<'_, WithoutTls>,
     prefix: &[u8],
-) -> Result<Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>> {
+) -> Result<KvIter<'t>> {
     if prefix.is_empty() {
         Ok(Box::new(db.iter(txn)?))
     } else {

@@ -110,10 +110,4 @@ impl Writer<'_, '_> {
         }
         Ok(())
     }
-
-    /// Sessions are not renewed through Raft (Consul renews TTL timers on the leader
-    /// only); this exists so a session can be checked for existence in a write.
-    pub fn session_exists(&self, id: &str) -> Result<bool> {
-        Ok(self.db.sessions.get(self.txn, id.as_bytes())?.is_some())
-    }
 }

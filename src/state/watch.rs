@@ -157,12 +157,9 @@ impl WatchRegistry {
         slots.retain(|_, tx| tx.receiver_count() > 0);
     }
 
-    pub fn len(&self) -> usize {
+    /// How many keys have subscribers (for metrics).
+    pub fn slot_count(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -182,6 +182,9 @@ pub struct TaggedAddress {
 }
 
 /// `PUT /v1/agent/service/register` and config-file `service` blocks.
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ServiceDefinition {

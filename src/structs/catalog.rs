@@ -220,6 +220,9 @@ pub struct CheckServiceNode {
 }
 
 /// A service as given in a catalog registration (all fields optional on the wire).
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ServiceInput {
@@ -305,6 +308,9 @@ impl ServiceInput {
 }
 
 /// A check as given in a catalog registration.
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CheckInput {
@@ -468,6 +474,9 @@ pub fn normalize_definition(def: Option<Value>) -> Value {
 }
 
 /// `PUT /v1/catalog/register`.
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RegisterRequest {
@@ -506,6 +515,9 @@ pub struct RegisterRequest {
 }
 
 /// `PUT /v1/catalog/deregister`.
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DeregisterRequest {

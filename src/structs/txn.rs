@@ -26,6 +26,9 @@ pub struct TxnOpInput {
     pub session: Option<SessionTxnOpInput>,
 }
 
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct KvTxnOpInput {
@@ -47,6 +50,9 @@ pub struct KvTxnOpInput {
     pub partition: String,
 }
 
+/// Fields Consul accepts but CE ignores (namespaces, partitions, peers) are decoded
+/// so requests carrying them are not rejected as unknown.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct NodeInput {
