@@ -135,7 +135,7 @@ impl Agent {
 
     /// Waits until the agent answers catalog reads with a known leader.
     pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self
                 .client
@@ -156,7 +156,7 @@ impl Agent {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "agent not ready within 15s");
+            assert!(Instant::now() < deadline, "agent not ready within 30s");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
