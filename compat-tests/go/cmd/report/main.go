@@ -7,11 +7,15 @@
 //	report summary -label L [-list F] results.json...
 //	report stream                     < go test -json > plain test output
 //	report markdown -out FILE -out-dir DIR -known FILE -api-dir DIR ...
+//	report gotest -out F -list F -hang D -timeout D -- go test -json ... PKG
 //
 // summary prints "L: N passed, M failed, K skipped" counting top-level tests
 // only. Tests named in the -list file that never reported a result (the
 // suite timed out or crashed) count as failed. It exits 3 when a package did
 // not build, which the runner treats as a harness error.
+//
+// gotest runs one package's tests in rounds with a per-test hang budget (see
+// gotest.go).
 package main
 
 import (
@@ -44,6 +48,8 @@ func main() {
 		err = cmdStream()
 	case "markdown":
 		err = cmdMarkdown(os.Args[2:])
+	case "gotest":
+		err = cmdGotest(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
@@ -164,10 +170,31 @@ func (r *run) apply(ev event) {
 	switch ev.Action {
 	case "output":
 		res.Output = append(res.Output, strings.TrimRight(ev.Output, "\n"))
+		// test2json queues the result action behind the "--- PASS" line and
+		// may never write it when the binary is killed (hang watchdog), so
+		// the line itself counts.
+		if name, status, elapsed, ok := resultLine(ev.Output); ok {
+			t := r.get(ev.Package, name)
+			if t.Status == "" {
+				t.Status, t.Elapsed = status, elapsed
+			}
+		}
 	case "pass", "fail", "skip":
 		res.Status = ev.Action
 		res.Elapsed = ev.Elapsed
 	}
+}
+
+var resultLineRE = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \((\d+(?:\.\d+)?)s\)`)
+
+// resultLine parses a "--- PASS: TestName (1.23s)" line.
+func resultLine(out string) (name, status string, elapsed float64, ok bool) {
+	m := resultLineRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", "", 0, false
+	}
+	elapsed, _ = strconv.ParseFloat(m[3], 64)
+	return m[2], strings.ToLower(m[1]), elapsed, true
 }
 
 func topLevel(name string) bool { return !strings.Contains(name, "/") }
@@ -441,13 +468,14 @@ var fileRules = []rule{
 
 // Name rules used when the file says nothing (api_test.go, watch tests).
 var nameRules = []rule{
+	{regexp.MustCompile(`^Test(API_)?Agent`), "agent"},
 	{regexp.MustCompile(`Txn`), "txn"},
 	{regexp.MustCompile(`Semaphore`), "semaphore"},
 	{regexp.MustCompile(`Lock`), "lock"},
 	{regexp.MustCompile(`Session`), "session"},
 	{regexp.MustCompile(`KV|Key`), "KV"},
-	{regexp.MustCompile(`Status`), "status"},
 	{regexp.MustCompile(`Health|Checks|ServiceWatch|ServiceMultipleTags`), "health"},
+	{regexp.MustCompile(`Status`), "status"},
 	{regexp.MustCompile(`Catalog|Nodes|Services`), "catalog"},
 	{regexp.MustCompile(`Agent`), "agent"},
 	{regexp.MustCompile(`Event`), "event"},
@@ -487,23 +515,55 @@ var (
 	noiseRE      = regexp.MustCompile(`CONFIG JSON|test cmd args|skipping cleanup|Saving snapshot|^\s*$`)
 )
 
+var watchErrRE = regexp.MustCompile(`Watch errored: (.*)$`)
+
 // firstError extracts a one-line failure cause from a test's output.
 func firstError(lines []string) string {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "concord-compat: ") {
+			// A hang: the last error a watch plan logged says what it
+			// was waiting for.
+			msg := strings.TrimPrefix(l, "concord-compat: ")
+			for i := len(lines) - 1; i >= 0; i-- {
+				if m := watchErrRE.FindStringSubmatch(lines[i]); m != nil {
+					msg += "; last watch error: " + m[1]
+					break
+				}
+			}
+			return clip(msg)
+		}
+	}
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if m := testifyErrRE.FindStringSubmatch(l); m != nil {
 			msg := strings.TrimSpace(m[1])
-			// Continuation lines of the Error: block.
-			for j := i + 1; j < len(lines) && j < i+6; j++ {
+			// Continuation lines of the Error: block. For "Not equal" the
+			// expected/actual dumps are often pointers; the diff says more.
+			var cont, diff []string
+			for j := i + 1; j < len(lines) && j < i+60; j++ {
 				if strings.Contains(lines[j], "Test:") || strings.Contains(lines[j], "Messages:") ||
 					strings.Contains(lines[j], "Error Trace:") {
 					break
 				}
-				if c := testifyCont.FindStringSubmatch(lines[j]); c != nil {
-					msg += " " + strings.TrimSpace(c[1])
+				c := testifyCont.FindStringSubmatch(lines[j])
+				if c == nil {
+					continue
+				}
+				text := strings.TrimSpace(c[1])
+				if (strings.HasPrefix(text, "-") || strings.HasPrefix(text, "+")) &&
+					!strings.HasPrefix(text, "---") && !strings.HasPrefix(text, "+++") {
+					diff = append(diff, text)
+				} else if len(cont) < 4 && len(diff) == 0 && text != "Diff:" {
+					cont = append(cont, text)
 				}
 			}
-			return clip(msg)
+			if strings.HasPrefix(msg, "Not equal") && len(diff) > 0 {
+				if len(diff) > 6 {
+					diff = diff[:6]
+				}
+				return clip(msg + " diff: " + strings.Join(diff, " "))
+			}
+			return clip(msg + " " + strings.Join(cont, " "))
 		}
 		if m := locRE.FindStringSubmatch(l); m != nil {
 			if noiseRE.MatchString(m[2]) {
@@ -534,8 +594,8 @@ func looksLikeError(s string) bool {
 
 func clip(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 220 {
-		s = s[:217] + "..."
+	if len(s) > 260 {
+		s = s[:257] + "..."
 	}
 	return s
 }
@@ -564,9 +624,70 @@ func statusCell(s string) string {
 type suiteData struct {
 	label   string
 	name    string
+	dir     string
 	run     *run
 	files   map[string]string
 	seconds string
+	src     map[string][]string // file name -> lines, loaded lazily
+}
+
+var (
+	traceLocRE = regexp.MustCompile(`Error Trace:\s+\S*?([\w.-]+_test\.go):(\d+)`)
+	plainLocRE = regexp.MustCompile(`^\s+([\w.-]+_test\.go):(\d+): `)
+	callRE     = regexp.MustCompile(`\b[a-zA-Z_][\w.()]*\.[A-Z]\w*\(`)
+	assertRE   = regexp.MustCompile(`\b(t|r|require|assert)\.[A-Z]`)
+)
+
+// failingCall finds where a failed test failed (first test-file location
+// in its output) and returns the API call made there, e.g.
+// "agent.ServiceRegister(reg)", looking a few lines up from an assertion.
+func (s *suiteData) failingCall(lines []string) string {
+	if s.dir == "" {
+		return ""
+	}
+	var file string
+	var line int
+	for _, l := range lines {
+		m := traceLocRE.FindStringSubmatch(l)
+		if m == nil {
+			m = plainLocRE.FindStringSubmatch(l)
+		}
+		if m != nil {
+			file = m[1]
+			line, _ = strconv.Atoi(m[2])
+			break
+		}
+	}
+	if file == "" {
+		return ""
+	}
+	if s.src == nil {
+		s.src = map[string][]string{}
+	}
+	src, ok := s.src[file]
+	if !ok {
+		b, _ := os.ReadFile(filepath.Join(s.dir, file))
+		src = strings.Split(string(b), "\n")
+		s.src[file] = src
+	}
+	for i := line - 1; i >= 0 && i >= line-6 && i < len(src); i-- {
+		code := strings.TrimSpace(src[i])
+		if loc := callRE.FindStringIndex(code); loc != nil {
+			// Skip pure assertion lines unless they wrap the call.
+			rest := assertRE.ReplaceAllString(code, "")
+			if callRE.MatchString(rest) {
+				return fmt.Sprintf("%s:%d %s", file, line, clipN(code, 90))
+			}
+		}
+	}
+	return fmt.Sprintf("%s:%d", file, line)
+}
+
+func clipN(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
 }
 
 func cmdMarkdown(args []string) error {
@@ -601,7 +722,7 @@ func cmdMarkdown(args []string) error {
 			return nil, err
 		}
 		secs, _ := os.ReadFile(filepath.Join(*outDir, name+".seconds"))
-		return &suiteData{label: label, name: name, run: r, files: testFiles(dir), seconds: strings.TrimSpace(string(secs))}, nil
+		return &suiteData{label: label, name: name, dir: dir, run: r, files: testFiles(dir), seconds: strings.TrimSpace(string(secs))}, nil
 	}
 	var suites []*suiteData
 	for _, s := range []struct{ label, name, dir string }{
@@ -734,8 +855,9 @@ func cmdMarkdown(args []string) error {
 
 	// Every official test.
 	w("## All official tests\n\n")
-	w("`first error` is the first failure line the test printed (for known failures: the reason from the file).\n\n")
-	w("| test | package | file | area | result | time | first error |\n|---|---|---|---|---|---:|---|\n")
+	w("`failed at` is the first test-file location the test reported, with the API call made there; ")
+	w("`first error` is the first failure line the test printed (for known failures, preceded by the reason from the file).\n\n")
+	w("| test | package | file | area | result | time | failed at | first error |\n|---|---|---|---|---|---:|---|---|\n")
 	sort.SliceStable(rows, func(i, j int) bool {
 		if rows[i].suite.name != rows[j].suite.name {
 			return rows[i].suite.name < rows[j].suite.name
@@ -743,21 +865,39 @@ func cmdMarkdown(args []string) error {
 		return rows[i].res.Test < rows[j].res.Test
 	})
 	for _, rw := range rows {
-		cause := ""
+		cause, at := "", ""
 		if rw.res.Status != "pass" && rw.res.Status != "skip" {
+			out := rw.res.Output
+			if firstError(out) == "" {
+				// Failures inside subtests are printed under the subtest.
+				out = nil
+				for _, sub := range subs {
+					if sub.suite == rw.suite && strings.HasPrefix(sub.res.Test, rw.res.Test+"/") && sub.res.Status == "fail" {
+						out = append(out, sub.res.Output...)
+					}
+				}
+				out = append(out, rw.res.Output...)
+			}
+			at = rw.suite.failingCall(out)
 			if k, ok := kn[rw.res.Test]; ok {
 				cause = "known: " + k.reason
+				if e := firstError(out); e != "" {
+					cause += " — " + e
+				}
 			} else if rw.res.Status == "" {
 				cause = "no result: the suite timed out or crashed before this test finished"
 			} else {
-				cause = firstError(rw.res.Output)
+				cause = firstError(out)
 			}
 		}
 		if rw.res.Status == "skip" {
 			cause = skipReason(rw.res.Output)
 		}
 		pkg := strings.TrimPrefix(rw.res.Package, "github.com/hashicorp/consul/")
-		w("| `%s` | %s | %s | %s | %s | %.1fs | %s |\n", rw.res.Test, pkg, rw.file, rw.area, statusCell(rw.res.Status), rw.res.Elapsed, mdEscape(cause))
+		if at != "" {
+			at = "`" + strings.ReplaceAll(at, "`", "'") + "`"
+		}
+		w("| `%s` | %s | %s | %s | %s | %.1fs | %s | %s |\n", rw.res.Test, pkg, rw.file, rw.area, statusCell(rw.res.Status), rw.res.Elapsed, strings.ReplaceAll(at, "|", `\|`), mdEscape(cause))
 	}
 	w("\n")
 
