@@ -57,7 +57,14 @@ struct Inner {
     cache: VecDeque<Entry>,
     meta: Meta,
     committed: Option<LogId>,
+    /// Kept open and overwritten in place: rewriting a file per commit would add
+    /// inode churn to every journal commit the log's fsync makes.
+    committed_file: File,
 }
+
+/// The committed-index hint is padded to a fixed size so an in-place overwrite never
+/// leaves a longer old record's tail behind.
+const COMMITTED_RECORD: usize = 128;
 
 fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl Into<io::Error>) -> StorageError {
     StorageError::from_io_error(subject, verb, e.into())
@@ -91,7 +98,13 @@ impl Inner {
         };
         let committed = fs::read(dir.join("committed"))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|b| serde_json::from_slice(b.trim_ascii()).ok());
+        let committed_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("committed"))?;
         let mut inner = Inner {
             dir: dir.to_path_buf(),
             durable,
@@ -100,6 +113,7 @@ impl Inner {
             cache: VecDeque::new(),
             meta,
             committed,
+            committed_file,
         };
         let mut firsts: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -461,8 +475,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let mut inner = self.lock();
         inner.committed = committed;
-        let path = inner.dir.join("committed");
-        fs::write(path, serde_json::to_vec(&committed).unwrap_or_default())
+        let mut record = serde_json::to_vec(&committed).unwrap_or_default();
+        if record.len() > COMMITTED_RECORD {
+            return Ok(());
+        }
+        record.resize(COMMITTED_RECORD, b' ');
+        inner
+            .committed_file
+            .write_all_at(&record, 0)
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 

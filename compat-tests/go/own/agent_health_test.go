@@ -111,10 +111,12 @@ func TestAgent_CheckRegisterTTL(t *testing.T) {
 	require.NoError(t, ag.CheckRegister(&api.AgentCheckRegistration{
 		ID:   "mem",
 		Name: "Memory utilization",
+		// The outer Notes: the embedded AgentServiceCheck.Notes is shadowed by it in
+		// Go's JSON encoding and never reaches the server.
+		Notes: "memory notes",
 		AgentServiceCheck: api.AgentServiceCheck{
 			TTL:    "15s",
 			Status: api.HealthPassing,
-			Notes:  "memory notes",
 		},
 	}))
 	checks, err := ag.Checks()
