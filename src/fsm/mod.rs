@@ -73,6 +73,9 @@ pub enum Command {
     Txn {
         ops: Vec<TxnOp>,
     },
+    /// Several commands in one log entry (group commit, see `raft::batcher`); each
+    /// applies on its own and answers on its own.
+    Batch(Vec<Command>),
     /// Replaces the whole state with a `/v1/snapshot` archive's state.
     Restore {
         state: Vec<u8>,
@@ -98,11 +101,43 @@ pub enum Response {
     TxnFailed(Vec<TxnError>),
     /// A rule of the data model refused the command; the text goes to the client.
     Rejected(String),
+    /// One answer per command of a `Command::Batch`, in order.
+    Batch(Vec<Response>),
+}
+
+impl Command {
+    /// About how many bytes the command carries (for sizing batches).
+    pub fn approx_size(&self) -> usize {
+        let entry = |e: &DirEntry| e.key.len() + e.value.as_ref().map_or(0, Vec::len);
+        match self {
+            Command::KvSet { entry: e }
+            | Command::KvCas { entry: e, .. }
+            | Command::KvLock { entry: e, .. }
+            | Command::KvUnlock { entry: e, .. } => 64 + entry(e),
+            Command::Txn { ops } => ops
+                .iter()
+                .map(|op| match op {
+                    TxnOp::Kv { entry: e, .. } => 64 + entry(e),
+                    _ => 512,
+                })
+                .sum(),
+            Command::Restore { state } => state.len(),
+            Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
+            _ => 512,
+        }
+    }
 }
 
 /// Applies `cmd` at `index` inside `batch`. Storage faults are errors (they stop the
 /// state machine); refusals are answers.
 pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Response, StateError> {
+    if let Command::Batch(cmds) = cmd {
+        return cmds
+            .iter()
+            .map(|c| apply(batch, index, c))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Response::Batch);
+    }
     let out = batch.apply(index, |w| {
         Ok(match cmd {
             Command::KvSet { entry } => {
@@ -166,6 +201,7 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 Response::Bool(true)
             }
             Command::Txn { ops } => Response::Txn(w.txn_apply(ops)?),
+            Command::Batch(_) => unreachable!("batches are unpacked above"),
             Command::Restore { state } => {
                 w.restore(state)?;
                 Response::Done

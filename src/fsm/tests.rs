@@ -368,3 +368,36 @@ fn snapshot_round_trip() {
     assert!(r.view().node("n1").unwrap().is_some());
     assert!(other.restore_from(&mut &b"garbage"[..]).is_err());
 }
+
+#[test]
+fn a_batch_answers_each_command_and_keeps_failures_apart() {
+    let mut h = Harness::new();
+    let r = h.run(Command::Batch(vec![
+        Command::KvSet {
+            entry: entry("b/1", "x"),
+        },
+        Command::KvLock {
+            entry: entry("b/2", "y"),
+            session: "no-such-session".into(),
+        },
+        Command::KvCas {
+            entry: entry("b/3", "z"),
+            index: 0,
+        },
+    ]));
+    match r {
+        Response::Batch(answers) => {
+            assert_eq!(answers.len(), 3);
+            assert_eq!(answers[0], Response::Bool(true));
+            assert!(matches!(&answers[1], Response::Rejected(m) if m.contains("invalid session")));
+            assert_eq!(answers[2], Response::Bool(true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        h.get("b/1").1.is_some(),
+        "a refused neighbour does not roll it back"
+    );
+    assert!(h.get("b/2").1.is_none());
+    assert!(h.get("b/3").1.is_some());
+}

@@ -3,6 +3,7 @@
 //! concord goes through [`Consensus::propose`], even on a single server, so `-dev`
 //! exercises the same path as production.
 
+pub mod batcher;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 
 use crate::fsm::{Command, Response};
@@ -21,7 +22,7 @@ use crate::state::Store;
 pub use types::{ServerNode, TypeConfig, raft_id};
 
 /// Why a write or a consistent read could not be served.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsensusError {
     /// Consul's text for "there is no leader to take this".
     #[error("No cluster leader")]
@@ -39,6 +40,8 @@ pub struct Consensus {
     pub me: ServerNode,
     /// How long to wait for a leader before answering "No cluster leader".
     pub hold_timeout: Duration,
+    /// Proposals queue here to be batched into Raft entries ([`batcher`]).
+    proposals: tokio::sync::mpsc::UnboundedSender<batcher::Pending>,
 }
 
 impl Consensus {
@@ -75,11 +78,14 @@ impl Consensus {
             members.insert(id, me.clone());
             raft.initialize(members).await?;
         }
+        let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batcher::run(raft.clone(), queue));
         Ok(Consensus {
             raft,
             id,
             me,
             hold_timeout,
+            proposals,
         })
     }
 
@@ -142,14 +148,13 @@ impl Consensus {
         if !self.is_leader() && !self.wait_for_leader(self.hold_timeout).await {
             return Err(ConsensusError::NoLeader);
         }
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
-                Some(n) => Err(ConsensusError::NotLeader(n.addr)),
-                None => Err(ConsensusError::NoLeader),
-            },
-            Err(e) => Err(ConsensusError::Fatal(e.to_string())),
-        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.proposals
+            .send(batcher::Pending { cmd, reply })
+            .map_err(|_| ConsensusError::Fatal("raft is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| ConsensusError::Fatal("raft is shutting down".into()))?
     }
 
     /// For `?consistent`: confirms leadership with a quorum and waits until the state
