@@ -98,3 +98,54 @@ fn acknowledged_writes_survive_kill_9() {
     let e = a.get("/v1/kv/d/0").json();
     assert_eq!(e[0]["Value"], "MA==");
 }
+
+#[test]
+fn restart_after_raft_snapshots_and_log_purge_keeps_everything() {
+    let dir = Agent::scratch("snapshots");
+    let mut a = Agent::start(
+        vec![
+            "-server".into(),
+            "-bootstrap-expect=1".into(),
+            format!("-data-dir={}", dir.display()),
+            "-hcl=raft_snapshot_threshold = 40".into(),
+            "-hcl=raft_trailing_logs = 5".into(),
+        ],
+        Some(dir.clone()),
+    );
+    // openraft purges in batches of 256 entries, so write well past that.
+    for i in 0..400 {
+        assert_eq!(
+            a.put(&format!("/v1/kv/snap/{i:03}"), format!("v{i}"))
+                .status,
+            200
+        );
+    }
+    let snapshot = dir.join("raft").join("snapshot.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !snapshot.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Raft snapshot was written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let purged = || {
+        let meta = std::fs::read_to_string(dir.join("raft").join("meta.json")).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&meta).unwrap_or_default()["last_purged"]["index"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    while purged() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was never purged behind a snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.restart();
+    let keys = a.get("/v1/kv/snap/?keys").json();
+    assert_eq!(keys.as_array().unwrap().len(), 400);
+    assert_eq!(a.get("/v1/kv/snap/399?raw").text(), "v399");
+    // And it keeps taking writes.
+    assert_eq!(a.put("/v1/kv/snap/after", "ok").status, 200);
+}

@@ -130,6 +130,10 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         me,
         bootstrap && config.server,
         config.rpc_hold_timeout,
+        crate::raft::SnapshotSettings {
+            threshold: config.raft_snapshot_threshold,
+            trailing_logs: config.raft_trailing_logs,
+        },
     )
     .await
     .context("starting raft")?;

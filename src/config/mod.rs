@@ -303,6 +303,10 @@ pub struct RuntimeConfig {
     pub max_query_time: Duration,
     pub default_query_time: Duration,
     pub raft_multiplier: u32,
+    /// Applied Raft entries between snapshots (`raft_snapshot_threshold`).
+    pub raft_snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot (`raft_trailing_logs`).
+    pub raft_trailing_logs: u64,
     pub raft_protocol: u32,
     pub use_streaming_backend: bool,
     pub experiments: Vec<String>,
@@ -868,6 +872,8 @@ fn build(
         max_query_time: c.dur("max_query_time", Duration::from_secs(600))?,
         default_query_time: c.dur("default_query_time", Duration::from_secs(300))?,
         raft_multiplier: raft_multiplier as u32,
+        raft_snapshot_threshold: c.u64("raft_snapshot_threshold", 16384)?,
+        raft_trailing_logs: c.u64("raft_trailing_logs", 10240)?,
         raft_protocol: 3,
         use_streaming_backend: c.flag("use_streaming_backend", true),
         experiments: c.strs("experiments"),

@@ -34,6 +34,14 @@ pub enum ConsensusError {
     Fatal(String),
 }
 
+/// When to snapshot and how much log to keep behind a snapshot (Consul's
+/// `raft_snapshot_threshold` and `raft_trailing_logs`).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSettings {
+    pub threshold: u64,
+    pub trailing_logs: u64,
+}
+
 pub struct Consensus {
     pub raft: Raft<TypeConfig>,
     pub id: u64,
@@ -55,6 +63,7 @@ impl Consensus {
         me: ServerNode,
         bootstrap: bool,
         hold_timeout: Duration,
+        snapshot: SnapshotSettings,
     ) -> anyhow::Result<Consensus> {
         let id = raft_id(&me.node_id);
         let config = Config {
@@ -62,8 +71,8 @@ impl Consensus {
             heartbeat_interval: 50,
             election_timeout_min: 150,
             election_timeout_max: 300,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot.threshold.max(1)),
+            max_in_snapshot_log_to_keep: snapshot.trailing_logs,
             purge_batch_size: 256,
             install_snapshot_timeout: 10_000,
             ..Default::default()
