@@ -139,6 +139,12 @@ impl ReaderRef<'_> {
         service: &str,
     ) -> Result<(u64, Vec<CheckServiceNode>)> {
         let (_, instances) = self.connect_instances(service)?;
+        let idx = self.table_index(&[Table::Nodes, Table::Services, Table::Checks])?;
+        Ok((idx, self.with_checks(instances)?))
+    }
+
+    /// Joins each instance with its node's checks and its own.
+    fn with_checks(&self, instances: Vec<(Node, NodeService)>) -> Result<Vec<CheckServiceNode>> {
         let mut out = Vec::with_capacity(instances.len());
         for (node, svc) in instances {
             let checks = self
@@ -152,8 +158,7 @@ impl ReaderRef<'_> {
                 checks,
             });
         }
-        let idx = self.table_index(&[Table::Nodes, Table::Services, Table::Checks])?;
-        Ok((idx, out))
+        Ok(out)
     }
 
     pub fn node_checks(&self, node: &str) -> Result<Vec<HealthCheck>> {
@@ -179,19 +184,7 @@ impl ReaderRef<'_> {
     /// `/v1/health/service/:name`: each instance with its node's checks and its own.
     pub fn check_service_nodes(&self, service: &str) -> Result<(u64, Vec<CheckServiceNode>)> {
         let (_, instances) = self.service_instances(service)?;
-        let mut out = Vec::with_capacity(instances.len());
-        for (node, svc) in instances {
-            let checks = self
-                .node_checks(&node.node)?
-                .into_iter()
-                .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
-                .collect();
-            out.push(CheckServiceNode {
-                node,
-                service: svc,
-                checks,
-            });
-        }
+        let out = self.with_checks(instances)?;
         let idx = self.service_index(service, !out.is_empty(), true)?;
         Ok((idx, out))
     }
