@@ -274,31 +274,24 @@ async fn node(
     Path(name): Path<String>,
     opts: QueryOptions,
 ) -> ApiResult<Response> {
-    agent.authorize(&opts.token, Access::NodeRead(&name))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Node(lower(&name))], true, |r| {
-        let (idx, found) = r.node_services(&name)?;
-        Ok(Found::new(idx, found))
-    })
-    .await?;
-    let Some((node, services)) = ans.value else {
-        return Ok(json_with_meta(
-            &serde_json::Value::Null,
-            &ans.meta,
-            opts.pretty,
-        ));
-    };
-    let services = opts.apply_filter(services)?;
-    let out = NodeServices {
-        node,
-        services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
-    };
-    Ok(json_with_meta(&out, &ans.meta, opts.pretty))
+    node_view(agent, name, opts, false).await
 }
 
 async fn node_services(
     State(agent): State<Arc<Agent>>,
     Path(name): Path<String>,
     opts: QueryOptions,
+) -> ApiResult<Response> {
+    node_view(agent, name, opts, true).await
+}
+
+/// A node with its services: `/v1/catalog/node/:node` answers them as a map by ID,
+/// `/v1/catalog/node-services/:node` (`as_list`) as a list. An unknown node is `null`.
+async fn node_view(
+    agent: Arc<Agent>,
+    name: String,
+    opts: QueryOptions,
+    as_list: bool,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeRead(&name))?;
     let ans = blocking(&agent, &opts, &[WatchKey::Node(lower(&name))], true, |r| {
@@ -314,6 +307,13 @@ async fn node_services(
         ));
     };
     let services = opts.apply_filter(services)?;
-    let out = serde_json::json!({ "Node": node, "Services": services });
+    if as_list {
+        let out = serde_json::json!({ "Node": node, "Services": services });
+        return Ok(json_with_meta(&out, &ans.meta, opts.pretty));
+    }
+    let out = NodeServices {
+        node,
+        services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
+    };
     Ok(json_with_meta(&out, &ans.meta, opts.pretty))
 }
