@@ -65,25 +65,35 @@ async fn checks(
         true,
         |r| {
             let (idx, checks) = r.all_checks()?;
-            let mut out = Vec::new();
-            for c in checks {
-                if !c.service_name.eq_ignore_ascii_case(&service) {
-                    continue;
-                }
-                if !opts.node_meta.is_empty() {
-                    match r.node(&c.node)? {
-                        Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
-                        _ => continue,
-                    }
-                }
-                out.push(c);
-            }
+            let out = checks_where(r, checks, &opts, |c| {
+                c.service_name.eq_ignore_ascii_case(&service)
+            })?;
             Ok(Found::new(idx, out))
         },
     )
     .await?;
     let checks = opts.apply_filter(ans.value)?;
     Ok(json_with_meta(&checks, &ans.meta, opts.pretty))
+}
+
+/// The checks that pass `keep` and whose node matches `?node-meta`.
+fn checks_where(
+    r: crate::state::ReaderRef<'_>,
+    checks: Vec<HealthCheck>,
+    opts: &QueryOptions,
+    keep: impl Fn(&HealthCheck) -> bool,
+) -> crate::state::Result<Vec<HealthCheck>> {
+    let mut out = Vec::new();
+    for c in checks.into_iter().filter(|c| keep(c)) {
+        if !opts.node_meta.is_empty() {
+            match r.node(&c.node)? {
+                Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
+                _ => continue,
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 async fn state(
@@ -104,19 +114,7 @@ async fn state(
         true,
         |r| {
             let (idx, checks) = r.all_checks()?;
-            let mut out: Vec<HealthCheck> = Vec::new();
-            for c in checks {
-                if state != "any" && c.status != state {
-                    continue;
-                }
-                if !opts.node_meta.is_empty() {
-                    match r.node(&c.node)? {
-                        Some(n) if node_meta_matches(&n, &opts.node_meta) => {}
-                        _ => continue,
-                    }
-                }
-                out.push(c);
-            }
+            let out = checks_where(r, checks, &opts, |c| state == "any" || c.status == state)?;
             Ok(Found::new(idx, out))
         },
     )
