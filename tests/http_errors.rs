@@ -52,6 +52,18 @@ fn bad_bodies_and_parameters() {
     );
     let r = a.get("/v1/catalog/nodes?filter=Node%20%3D%3D");
     assert_eq!(r.status, 500);
+    // A selector that is no field of the element type: an error once there is an
+    // element to test, none for an empty answer.
+    let r = a.get("/v1/catalog/nodes?filter=Nodes%20%3D%3D%20x");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            500,
+            "error finding value in datum: /Nodes at part 0: couldn't find key: struct field with name \"Nodes\""
+        )
+    );
+    let r = a.get("/v1/agent/services?filter=Nodes%20%3D%3D%20x");
+    assert_eq!((r.status, r.json()), (200, serde_json::json!({})));
     // Still serving.
     assert_eq!(a.get("/v1/status/leader").status, 200);
 }

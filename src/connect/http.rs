@@ -173,24 +173,53 @@ async fn set_config(
     if let Some(Value::Object(state)) = conf.config.get("test_state") {
         conf.state = Some(state.clone());
     }
-    let previous = agent
-        .store
-        .read()?
-        .view()
-        .system::<CaConfig>(CA_CONFIG_DOC)?;
+    let view = agent.store.read()?;
+    let previous = view.view().system::<CaConfig>(CA_CONFIG_DOC)?;
+    let ca = view.view().system::<CaState>(CA_DOC)?;
+    drop(view);
     conf.create_index = previous.map_or(0, |p| p.create_index);
-    match agent
-        .consensus
-        .propose(Command::PutSystem {
-            name: CA_CONFIG_DOC.into(),
+    let text = |key: &str| conf.config.get(key).and_then(Value::as_str);
+    // A new private key (with or without its root certificate) rotates the root;
+    // the configuration and the new root are written in one Raft entry.
+    let rotated = match &ca {
+        Some(ca) => ca
+            .root_for_config(text("PrivateKey"), text("RootCert"))
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map(|(root, key)| {
+                let mut next = ca.clone();
+                next.rotate(root, key);
+                next
+            }),
+        None => None,
+    };
+    let encode = |v: serde_json::Result<Value>| v.map_err(|e| ApiError::internal(e.to_string()));
+    let mut commands = vec![Command::PutSystem {
+        name: CA_CONFIG_DOC.into(),
+        table: Table::ConnectCa,
+        doc: encode(serde_json::to_value(&conf))?,
+    }];
+    if let Some(next) = &rotated {
+        commands.push(Command::PutSystem {
+            name: CA_DOC.into(),
             table: Table::ConnectCa,
-            doc: serde_json::to_value(&conf).map_err(|e| ApiError::internal(e.to_string()))?,
-        })
-        .await?
-    {
-        FsmResponse::Rejected(msg) => Err(ApiError::from_message(msg)),
-        _ => Ok(empty()),
+            doc: encode(serde_json::to_value(next))?,
+        });
     }
+    let answer = agent.consensus.propose(Command::Batch(commands)).await?;
+    let answers = match answer {
+        FsmResponse::Batch(all) => all,
+        other => vec![other],
+    };
+    if let Some(FsmResponse::Rejected(msg)) = answers
+        .into_iter()
+        .find(|a| matches!(a, FsmResponse::Rejected(_)))
+    {
+        return Err(ApiError::from_message(msg));
+    }
+    if let Some(next) = rotated {
+        tracing::info!(root = %next.active_root_id, "rotated the Connect CA root");
+    }
+    Ok(empty())
 }
 
 /// Leaf certificates are cached per service until the root changes.

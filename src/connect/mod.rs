@@ -3,6 +3,7 @@
 //! endpoints. Leaf certificates and intentions build on this.
 
 pub mod http;
+pub mod keys;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,7 +56,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The root's certificate parameters; rebuilt from the serial to sign leaves.
+/// The parameters of a generated root.
 fn root_params(serial: u64, trust_domain: &str) -> anyhow::Result<rcgen::CertificateParams> {
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
@@ -79,40 +80,103 @@ fn root_params(serial: u64, trust_domain: &str) -> anyhow::Result<rcgen::Certifi
 /// Generates a new root CA for `cluster_id`, valid for ten years (Consul's default
 /// `RootCertTTL` of 87600h).
 pub fn generate_root(cluster_id: &str) -> anyhow::Result<CaState> {
-    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let trust_domain = format!("{cluster_id}.consul");
-    let serial: u64 = rand::random::<u64>() >> 1;
-    let now = time::OffsetDateTime::now_utc();
-    let not_before = now - time::Duration::minutes(1);
-    let not_after = now + time::Duration::hours(87_600);
-    let mut params = root_params(serial, &trust_domain)?;
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let cert = params.self_signed(&key)?;
-    let id = colon_hex(&Sha256::digest(cert.der())[..20]);
-    let key_id = colon_hex(&Sha256::digest(key.public_key_raw())[..20]);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let root = self_signed_root(cluster_id, &key)?;
     Ok(CaState {
         cluster_id: cluster_id.to_string(),
-        active_root_id: id.clone(),
-        roots: vec![CaRoot {
-            id,
-            name: "Consul CA Primary Cert".into(),
-            serial_number: serial,
-            signing_key_id: key_id,
-            external_trust_domain: cluster_id.to_string(),
-            not_before: rfc3339(not_before),
-            not_after: rfc3339(not_after),
-            root_cert: cert.pem(),
-            intermediate_certs: None,
-            active: true,
-            private_key_type: "ec".into(),
-            private_key_bits: 256,
-            create_index: 0,
-            modify_index: 0,
-        }],
+        active_root_id: root.id.clone(),
+        roots: vec![root],
         signing_key_pem: key.serialize_pem(),
     })
+}
+
+/// A new self-signed root for `key` in the trust domain of `cluster_id`.
+fn self_signed_root(cluster_id: &str, key: &rcgen::KeyPair) -> anyhow::Result<CaRoot> {
+    let serial: u64 = rand::random::<u64>() >> 1;
+    let now = time::OffsetDateTime::now_utc();
+    let mut params = root_params(serial, &format!("{cluster_id}.consul"))?;
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = now + time::Duration::hours(87_600);
+    let cert = params.self_signed(key)?;
+    describe_root(cert.der(), key, cluster_id)
+}
+
+/// Builds the `CARoot` record of a root certificate (DER) and its key: ID from
+/// the certificate's digest, validity and serial read back from the certificate.
+fn describe_root(der: &[u8], key: &rcgen::KeyPair, cluster_id: &str) -> anyhow::Result<CaRoot> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der)?;
+    let validity = cert.validity();
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map(rfc3339);
+    // Consul's SerialNumber is a uint64: keep the low 64 bits of longer serials.
+    let serial = cert
+        .raw_serial()
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let bits = if key.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        384
+    } else {
+        256
+    };
+    Ok(CaRoot {
+        id: colon_hex(&Sha256::digest(der)[..20]),
+        name: "Consul CA Primary Cert".into(),
+        serial_number: serial,
+        signing_key_id: colon_hex(&Sha256::digest(key.public_key_raw())[..20]),
+        external_trust_domain: cluster_id.to_string(),
+        not_before: at(validity.not_before.timestamp())?,
+        not_after: at(validity.not_after.timestamp())?,
+        root_cert: keys::pem_encode("CERTIFICATE", der),
+        intermediate_certs: None,
+        active: true,
+        private_key_type: "ec".into(),
+        private_key_bits: bits,
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
+impl CaState {
+    /// Makes `root` (signed by `key_pem`) the active root. Earlier roots stay
+    /// listed, inactive, so certificates they signed keep verifying while
+    /// services pick up new leaves.
+    pub fn rotate(&mut self, mut root: CaRoot, key_pem: String) {
+        for old in &mut self.roots {
+            old.active = false;
+        }
+        root.active = true;
+        self.active_root_id = root.id.clone();
+        self.roots.retain(|r| r.id != root.id);
+        self.roots.push(root);
+        self.signing_key_pem = key_pem;
+    }
+
+    /// The new root an updated provider configuration asks for, if any: a
+    /// `PrivateKey` other than the active one, with its `RootCert` or else a
+    /// fresh self-signed root for that key.
+    pub fn root_for_config(
+        &self,
+        private_key: Option<&str>,
+        root_cert: Option<&str>,
+    ) -> Result<Option<(CaRoot, String)>, keys::ImportError> {
+        let Some(private_key) = private_key.filter(|k| !k.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let key = keys::parse_private_key(private_key)?;
+        let current = keys::parse_private_key(&self.signing_key_pem).ok();
+        if current.is_some_and(|c| c.public_key_raw() == key.public_key_raw()) {
+            return Ok(None);
+        }
+        let root = match root_cert.filter(|c| !c.trim().is_empty()) {
+            Some(pem) => {
+                let der = keys::parse_root_cert(pem, &key)?;
+                describe_root(&der, &key, &self.cluster_id)
+            }
+            None => self_signed_root(&self.cluster_id, &key),
+        }
+        .map_err(|e| keys::ImportError::Cert(e.to_string()))?;
+        Ok(Some((root, key.serialize_pem())))
+    }
 }
 
 /// A signed leaf certificate in Consul's `IssuedCert` shape.
@@ -158,11 +222,8 @@ pub fn sign_leaf(
         .iter()
         .find(|r| r.active)
         .ok_or_else(|| anyhow::anyhow!("no active CA root"))?;
-    let ca_key = KeyPair::from_pem(&ca.signing_key_pem)?;
-    let issuer = Issuer::new(
-        root_params(root.serial_number, &format!("{}.consul", ca.cluster_id))?,
-        ca_key,
-    );
+    let ca_key = keys::parse_private_key(&ca.signing_key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&root.root_cert, ca_key)?;
     let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let uri = service_uri(ca, datacenter, service);
     let serial: u64 = rand::random::<u64>() >> 1;

@@ -15,17 +15,12 @@
 //! let kept = filter.retain(rows)?;
 //! ```
 
-// `validate_fields`, `retain` and `apply` are the module\'s API for per-endpoint
-// selector validation, which not every endpoint uses yet.
-#![allow(dead_code)]
-
 mod eval;
 mod parser;
 #[cfg(test)]
 mod tests;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use parser::{Expr, Selector};
@@ -55,7 +50,6 @@ pub enum FilterError {
 /// A parsed filter expression.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    expression: String,
     /// `None` for the empty expression, which keeps everything (Consul's
     /// `CreateFilter("")` returns no filter at all).
     ast: Option<Expr>,
@@ -66,22 +60,11 @@ impl Filter {
     /// everything, as in Consul; anything else must be a whole expression.
     pub fn parse(expr: &str) -> Result<Filter, FilterError> {
         if expr.is_empty() {
-            return Ok(Filter {
-                expression: String::new(),
-                ast: None,
-            });
+            return Ok(Filter { ast: None });
         }
         let mut ast = parser::parse(expr).map_err(FilterError::Parse)?;
         eval::compile_regexes(&mut ast);
-        Ok(Filter {
-            expression: expr.to_string(),
-            ast: Some(ast),
-        })
-    }
-
-    /// The expression as given.
-    pub fn expression(&self) -> &str {
-        &self.expression
+        Ok(Filter { ast: Some(ast) })
     }
 
     /// Evaluates against one element, given as its wire JSON (`PascalCase` keys).
@@ -94,6 +77,7 @@ impl Filter {
 
     /// Keeps the elements that match, in order. The first evaluation error
     /// aborts, as go-bexpr's `Filter.Execute` does.
+    #[cfg(test)]
     pub fn retain(&self, items: Vec<Value>) -> Result<Vec<Value>, FilterError> {
         if self.ast.is_none() {
             return Ok(items);
@@ -172,19 +156,50 @@ fn check_selector(
     )))
 }
 
-/// Filters typed elements: each is serialized to JSON and tested, and the
-/// originals that match are returned. `None` keeps everything.
-pub fn apply<T: Serialize + DeserializeOwned>(
-    filter: Option<&Filter>,
-    items: Vec<T>,
-) -> Result<Vec<T>, FilterError> {
+/// Top-level fields that some wire types omit from their JSON when empty
+/// (`omitempty` in Consul's structs). They are still fields of the type, so a
+/// selector naming them is valid even when no element in the answer carries them.
+const OMITTED_WHEN_EMPTY: &[&str] = &[
+    "Kind",
+    "SocketPath",
+    "TaggedAddresses",
+    "ContentHash",
+    "Proxy",
+    "Connect",
+    "Ports",
+    "Locality",
+    "ServiceTaggedAddresses",
+    "ServicePorts",
+    "ServiceLocality",
+];
+
+/// Filters typed elements the way Consul filters an endpoint's answer: each is
+/// serialized to its wire JSON and tested, and the originals that match are
+/// returned. Selectors must start with a field of the element type (the keys of
+/// its wire JSON); as in go-bexpr, that is only checked when there is at least
+/// one element to test. `None` keeps everything.
+pub fn apply<T: Serialize>(filter: Option<&Filter>, items: Vec<T>) -> Result<Vec<T>, FilterError> {
     let Some(filter) = filter.filter(|f| f.ast.is_some()) else {
         return Ok(items);
     };
+    let encoded = items
+        .iter()
+        .map(|item| serde_json::to_value(item).map_err(|e| FilterError::Encode(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !encoded.is_empty() {
+        let mut fields: Vec<&str> = OMITTED_WHEN_EMPTY.to_vec();
+        for value in &encoded {
+            if let Value::Object(map) = value {
+                fields.extend(map.keys().map(String::as_str));
+            }
+        }
+        fields.sort_unstable();
+        fields.dedup();
+        filter.validate_fields(&fields)?;
+    }
     let mut kept = Vec::with_capacity(items.len());
-    for item in items {
-        let json = serde_json::to_value(&item).map_err(|e| FilterError::Encode(e.to_string()))?;
-        if filter.matches(&json)? {
+    for (item, json) in items.into_iter().zip(&encoded) {
+        if filter.matches(json)? {
             kept.push(item);
         }
     }

@@ -223,23 +223,10 @@ impl QueryOptions {
         })
     }
 
-    /// Applies `?filter=` to a list of wire values.
+    /// Applies `?filter=` to a list of wire values (see [`crate::filter::apply`]).
     pub fn apply_filter<T: serde::Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
-        let Some(filter) = &self.filter else {
-            return Ok(items);
-        };
-        let mut kept = Vec::with_capacity(items.len());
-        for item in items {
-            let value =
-                serde_json::to_value(&item).map_err(|e| ApiError::internal(e.to_string()))?;
-            if filter
-                .matches(&value)
-                .map_err(|e| ApiError::internal(e.to_string()))?
-            {
-                kept.push(item);
-            }
-        }
-        Ok(kept)
+        crate::filter::apply(self.filter.as_ref(), items)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 }
 
