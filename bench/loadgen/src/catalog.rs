@@ -341,6 +341,18 @@ pub async fn run_fanout(a: FanoutArgs) -> Result<(), BoxError> {
         a.settle
     );
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
+    // Each parked query ran once on arrival; with large answers the server may still be working through
+    // them. Wait (bounded) until it is idle, so that the flip finds every watcher parked.
+    let idle_from = Instant::now();
+    loop {
+        let c = cpu_seconds(&pid).ok_or("cannot read server CPU")?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = (cpu_seconds(&pid).ok_or("cannot read server CPU")? - c) / 0.5;
+        if busy < 0.05 || idle_from.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    let settle_s = t.elapsed().as_secs_f64();
     let early = returned.load(Ordering::Relaxed);
     let rss_with = rss_kib(&pid).ok_or("cannot read server RSS")?;
 
@@ -396,8 +408,8 @@ pub async fn run_fanout(a: FanoutArgs) -> Result<(), BoxError> {
         f64::NAN
     };
     println!(
-        "server RSS {:.1} MiB before, {:.1} MiB with {armed_n} watchers; returned before any change: {early}; \
-         woken by a change to another service: {unrelated}",
+        "server idle {settle_s:.1}s after arming; RSS {:.1} MiB before, {:.1} MiB with {armed_n} watchers; \
+         returned before any change: {early}; woken by a change to another service: {unrelated}",
         rss_before as f64 / 1024.0,
         rss_with as f64 / 1024.0
     );
@@ -419,7 +431,8 @@ pub async fn run_fanout(a: FanoutArgs) -> Result<(), BoxError> {
          unrelated_woken={unrelated} woken={woken} expected={expected} missed={missed} non_200={bad} \
          put_ms={put_ms:.2} hdr_p50_ms={} hdr_p99_ms={} hdr_max_ms={} p50_ms={} p99_ms={} max_ms={} \
          resp_bytes={resp_bytes} single_query_ms={single_ms:.2} server_cpu_s={server_cpu:.2} \
-         server_us_per_answer={} client_cpu_s={client_cpu:.2} rss_before_kib={rss_before} rss_with_kib={rss_with}",
+         server_us_per_answer={} client_cpu_s={client_cpu:.2} rss_before_kib={rss_before} rss_with_kib={rss_with} \
+         arm_s={settle_s:.1}",
         a.instances,
         a.nodes,
         f(hv[0]),
