@@ -4,13 +4,28 @@
 //! KV read. Everything concord does beyond this (routing, query parsing, the state store read, blocking
 //! machinery) is what the GET ratio measures.
 //!
-//! Usage: `hello [PORT]` (default 18080); binds 127.0.0.1 only.
+//! `GET /bytes/<N>` answers with a fixed JSON body of exactly N bytes (built once per size, then shared) and
+//! the same headers: the ceiling for a read whose answer is N bytes long (the health benchmark).
+//!
+//! With a second argument, a UDP DNS responder listens on that port too: it answers every query with the
+//! query's ID and question and a fixed answer shaped like Consul's for a 10-instance SRV lookup (10 SRV
+//! records, 10 A records in the additional section, an OPT record when the query had one): the ceiling for
+//! the DNS benchmark, i.e. the cost of the UDP round trip alone.
+//!
+//! Usage: `hello [PORT [DNS_PORT]]` (default 18080, no DNS); binds 127.0.0.1 only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
+
+mod dns;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -34,7 +49,32 @@ async fn kv() -> Response {
         modify_index: 12,
     }])
     .expect("serialize");
-    let mut resp = body.into_response();
+    consul_headers(body.into_response())
+}
+
+/// Fixed bodies by size: `["xxx…"]`, N bytes in all.
+type Bodies = Arc<Mutex<HashMap<usize, Bytes>>>;
+
+async fn bytes(State(bodies): State<Bodies>, Path(n): Path<usize>) -> Response {
+    if n > 64 << 20 {
+        return (axum::http::StatusCode::BAD_REQUEST, "too large").into_response();
+    }
+    let body = bodies
+        .lock()
+        .unwrap()
+        .entry(n)
+        .or_insert_with(|| {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(&b"[\""[..n.min(2)]);
+            v.resize(n.saturating_sub(2).max(v.len()), b'x');
+            v.extend_from_slice(&b"\"]"[..n.saturating_sub(v.len()).min(2)]);
+            Bytes::from(v)
+        })
+        .clone();
+    consul_headers(Body::from(body).into_response())
+}
+
+fn consul_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert("X-Consul-Index", HeaderValue::from(12u64));
@@ -48,12 +88,23 @@ fn main() {
         .nth(1)
         .map(|p| p.parse().expect("PORT"))
         .unwrap_or(18080);
+    let dns_port: Option<u16> = std::env::args().nth(2).map(|p| p.parse().expect("DNS_PORT"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let app = Router::new().route("/v1/kv/x", get(kv));
+        if let Some(dns_port) = dns_port {
+            let sock = tokio::net::UdpSocket::bind(("127.0.0.1", dns_port))
+                .await
+                .expect("bind DNS");
+            eprintln!("hello: DNS on 127.0.0.1:{dns_port}/udp");
+            tokio::spawn(dns::serve(sock));
+        }
+        let app = Router::new()
+            .route("/v1/kv/x", get(kv))
+            .route("/bytes/{n}", get(bytes))
+            .with_state(Bodies::default());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         eprintln!("hello: listening on 127.0.0.1:{port}");
         axum::serve(listener, app)

@@ -9,6 +9,17 @@
 //!   connection each), measures the server's RSS and CPU while they sit idle, writes one key and
 //!   measures how fast its watcher wakes, and checks that no other watcher returned.
 //! - `startup` starts a command (the agent) several times and measures the time from spawn to a leader.
+//! - `register` N concurrent clients, each registering a service with a unique ID and deregistering it
+//!   again, back to back: the agent API (`/v1/agent/service/register` and `.../deregister/:id`) or the
+//!   catalog API (`/v1/catalog/register` and `/v1/catalog/deregister`); both operations are timed apart.
+//! - `populate` registers N instances of one service on M nodes through `/v1/catalog/register`, each
+//!   with a passing service check (the data set of the health and fan-out measurements).
+//! - `fanout`  parks N blocking health queries on one service, flips one instance's check, and times
+//!   how long each watcher takes to get its answer; also checks that a change to an unrelated service
+//!   wakes none of them.
+//! - `dns`     UDP DNS load: many outstanding hand-built queries (e.g. `web.service.consul SRV`) over a few
+//!   sockets; a response counts when its RCODE is 0 and it carries at least `--min-answers` answers.
+//! - `dns-probe` one query with a timeout: does anything answer DNS on that port?
 //!
 //! Every mode prints a human-readable report and one machine-readable line starting with `RESULT`
 //! (space-separated key=value pairs) that `bench/run` parses. Only loopback targets are accepted.
@@ -33,8 +44,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-type Sender = SendRequest<Full<Bytes>>;
+mod catalog;
+mod dns;
+
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
+pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +73,16 @@ enum Cmd {
     Watch(WatchArgs),
     /// Time from process start to an elected leader, median over several starts.
     Startup(StartupArgs),
+    /// Service register + deregister with unique IDs (agent or catalog API).
+    Register(RegisterArgs),
+    /// Register N instances of one service on M nodes (catalog API, passing checks).
+    Populate(catalog::PopulateArgs),
+    /// Blocking health queries on one service woken by one check flip: wake latency of each.
+    Fanout(catalog::FanoutArgs),
+    /// UDP DNS query load.
+    Dns(dns::DnsArgs),
+    /// One DNS query: exit 0 if a DNS answer arrives within the timeout.
+    DnsProbe(dns::ProbeArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -110,6 +134,28 @@ struct PutArgs {
     /// Value size in bytes (a JSON document padded to this size).
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum RegApi {
+    /// `PUT /v1/agent/service/register` (200, empty body), `PUT /v1/agent/service/deregister/<id>` (200).
+    Agent,
+    /// `PUT /v1/catalog/register` and `PUT /v1/catalog/deregister` (200, body `true`), one node per client.
+    Catalog,
+}
+
+#[derive(clap::Args)]
+struct RegisterArgs {
+    /// Base URL, e.g. http://127.0.0.1:8500
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_enum, default_value_t = RegApi::Agent)]
+    api: RegApi,
+    /// Service ID prefix (and the service name); client w registers <prefix>-<w>-<n>.
+    #[arg(long, default_value = "reg")]
+    prefix: String,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -178,13 +224,13 @@ struct StartupArgs {
 // ---------------------------------------------------------------------------------------------------------
 // URLs, connections, /proc
 
-struct Target {
+pub(crate) struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
 }
 
-fn parse_url(url: &str) -> Result<Target, BoxError> {
+pub(crate) fn parse_url(url: &str) -> Result<Target, BoxError> {
     let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -201,7 +247,7 @@ fn parse_url(url: &str) -> Result<Target, BoxError> {
     })
 }
 
-async fn connect(addr: SocketAddr) -> Result<Sender, BoxError> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<Sender, BoxError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
@@ -211,14 +257,14 @@ async fn connect(addr: SocketAddr) -> Result<Sender, BoxError> {
     Ok(sender)
 }
 
-struct Reply {
+pub(crate) struct Reply {
     status: StatusCode,
     index: Option<u64>,
     known_leader: Option<bool>,
     body: Bytes,
 }
 
-async fn send(
+pub(crate) async fn send(
     sender: &mut Sender,
     method: Method,
     host: &str,
@@ -251,7 +297,7 @@ async fn send(
 }
 
 /// (utime + stime) in seconds, from /proc/<pid>/stat.
-fn cpu_seconds(pid: &str) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -261,7 +307,7 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 }
 
 /// Busy CPU seconds of the whole machine (all CPUs), from /proc/stat.
-fn machine_busy_seconds() -> Option<f64> {
+pub(crate) fn machine_busy_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let f: Vec<u64> = stat
         .lines()
@@ -277,17 +323,17 @@ fn machine_busy_seconds() -> Option<f64> {
 }
 
 /// VmRSS in KiB, from /proc/<pid>/status.
-fn rss_kib(pid: &str) -> Option<u64> {
+pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn open_fds(pid: &str) -> Option<usize> {
+pub(crate) fn open_fds(pid: &str) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
-fn raise_nofile() {
+pub(crate) fn raise_nofile() {
     unsafe {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
@@ -300,15 +346,15 @@ fn raise_nofile() {
     }
 }
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
 }
 
-fn ms(us: u64) -> f64 {
+pub(crate) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
     if n == 0 {
@@ -327,11 +373,48 @@ fn median(v: &mut [f64]) -> f64 {
 enum Work {
     Get { path: String },
     Put { api: Api, prefix: String, value: Bytes },
+    Register { api: RegApi, prefix: String },
 }
 
+/// Request kinds timed apart (the register mode alternates register and deregister).
+const KINDS: usize = 2;
+
 impl Work {
-    fn request(&self, worker: usize, seq: u64) -> (Method, String, Bytes, bool) {
+    /// (method, path, body, JSON content type, kind)
+    fn request(&self, worker: usize, seq: u64) -> (Method, String, Bytes, bool, usize) {
+        if let Work::Register { api, prefix } = self {
+            // Even: register <prefix>-<w>-<n>; odd: deregister it again.
+            let id = format!("{prefix}-{worker}-{}", seq / 2);
+            let kind = (seq % 2) as usize;
+            let (path, body) = match (api, kind) {
+                (RegApi::Agent, 0) => (
+                    "/v1/agent/service/register".to_string(),
+                    format!(
+                        r#"{{"ID":"{id}","Name":"{prefix}","Port":8080,"Tags":["primary","v1"],"Meta":{{"version":"1.2.3"}}}}"#
+                    ),
+                ),
+                (RegApi::Agent, _) => (format!("/v1/agent/service/deregister/{id}"), String::new()),
+                (RegApi::Catalog, 0) => (
+                    "/v1/catalog/register".to_string(),
+                    format!(
+                        r#"{{"Node":"{prefix}-node-{worker}","Address":"127.0.0.2","Service":{{"ID":"{id}","Service":"{prefix}","Port":8080,"Tags":["primary","v1"],"Meta":{{"version":"1.2.3"}}}}}}"#
+                    ),
+                ),
+                (RegApi::Catalog, _) => (
+                    "/v1/catalog/deregister".to_string(),
+                    format!(r#"{{"Node":"{prefix}-node-{worker}","ServiceID":"{id}"}}"#),
+                ),
+            };
+            let json = !body.is_empty();
+            return (Method::PUT, path, Bytes::from(body), json, kind);
+        }
+        let (m, p, b, j) = self.request1(worker, seq);
+        (m, p, b, j, 0)
+    }
+
+    fn request1(&self, worker: usize, seq: u64) -> (Method, String, Bytes, bool) {
         match self {
+            Work::Register { .. } => unreachable!("handled in request"),
             Work::Get { path } => (Method::GET, path.clone(), Bytes::new(), false),
             Work::Put {
                 api: Api::Consul,
@@ -358,6 +441,10 @@ impl Work {
     fn ok(&self, r: &Reply) -> bool {
         match self {
             Work::Get { .. } => r.status == StatusCode::OK,
+            Work::Register { api: RegApi::Agent, .. } => r.status == StatusCode::OK,
+            Work::Register {
+                api: RegApi::Catalog, ..
+            } => r.status == StatusCode::OK && r.body.trim_ascii() == b"true",
             Work::Put { api: Api::Consul, .. } => r.status == StatusCode::OK && r.body.trim_ascii() == b"true",
             Work::Put { api: Api::Etcd, .. } => r.status == StatusCode::OK && r.body.starts_with(b"{\"header\""),
         }
@@ -389,9 +476,11 @@ fn json_value(size: usize) -> Bytes {
 }
 
 struct WorkerStats {
-    hist: Histogram<u64>,
-    ok: u64,
+    hist: [Histogram<u64>; KINDS],
+    ok: [u64; KINDS],
     errors: u64,
+    /// Response body bytes of the counted requests.
+    bytes: u64,
 }
 
 async fn worker(
@@ -403,9 +492,10 @@ async fn worker(
     timeout: Duration,
 ) -> WorkerStats {
     let mut st = WorkerStats {
-        hist: new_hist(),
-        ok: 0,
+        hist: [new_hist(), new_hist()],
+        ok: [0; KINDS],
         errors: 0,
+        bytes: 0,
     };
     let mut sender: Option<Sender> = None;
     let mut seq = 0u64;
@@ -423,7 +513,7 @@ async fn worker(
             }
         }
         let s = sender.as_mut().unwrap();
-        let (method, path, body, json) = work.request(id, seq);
+        let (method, path, body, json, kind) = work.request(id, seq);
         seq += 1;
         let t0 = Instant::now();
         let res = tokio::time::timeout(timeout, send(s, method, &target.host, &path, body, json)).await;
@@ -432,8 +522,9 @@ async fn worker(
         match res {
             Ok(Ok(reply)) if work.ok(&reply) => {
                 if counted {
-                    st.ok += 1;
-                    st.hist.saturating_record(t1.duration_since(t0).as_micros() as u64);
+                    st.ok[kind] += 1;
+                    st.bytes += reply.body.len() as u64;
+                    st.hist[kind].saturating_record(t1.duration_since(t0).as_micros() as u64);
                 }
             }
             Ok(Ok(_)) => {
@@ -453,7 +544,17 @@ async fn worker(
     st
 }
 
+enum WorkKind {
+    Plain,
+    Register,
+}
+
 async fn run_load(target: Target, work: Work, args: LoadArgs, label: &str) -> Result<(), BoxError> {
+    let work_kind = if matches!(work, Work::Register { .. }) {
+        WorkKind::Register
+    } else {
+        WorkKind::Plain
+    };
     let target = Arc::new(target);
     let start = Instant::now() + Duration::from_secs_f64(args.warmup);
     let end = start + Duration::from_secs_f64(args.duration);
@@ -500,12 +601,18 @@ async fn run_load(target: Target, work: Work, args: LoadArgs, label: &str) -> Re
         )));
     }
     let mut hist = new_hist();
-    let (mut ok, mut errors) = (0u64, 0u64);
+    let mut kind_hist = [new_hist(), new_hist()];
+    let (mut ok, mut kind_ok, mut errors, mut bytes) = (0u64, [0u64; KINDS], 0u64, 0u64);
     for h in handles {
         let st = h.await?;
-        hist.add(&st.hist)?;
-        ok += st.ok;
+        for k in 0..KINDS {
+            hist.add(&st.hist[k])?;
+            kind_hist[k].add(&st.hist[k])?;
+            kind_ok[k] += st.ok[k];
+            ok += st.ok[k];
+        }
         errors += st.errors;
+        bytes += st.bytes;
     }
     let p = probe.await?;
     let rps = ok as f64 / args.duration;
@@ -530,10 +637,32 @@ async fn run_load(target: Target, work: Work, args: LoadArgs, label: &str) -> Re
         f0(p.client_pct),
         f0(p.other_pct),
     );
+    let resp_bytes = bytes.checked_div(ok).unwrap_or(0);
+    // The register mode times registers and deregisters apart.
+    let mut per_kind = String::new();
+    if matches!(work_kind, WorkKind::Register) {
+        for (k, name) in ["reg", "dereg"].iter().enumerate() {
+            let (h, n) = (&kind_hist[k], kind_ok[k]);
+            println!(
+                "  {name}: {:.0} /s, latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                n as f64 / args.duration,
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max())
+            );
+            per_kind.push_str(&format!(
+                " {name}_rps={:.0} {name}_p50_ms={:.3} {name}_p99_ms={:.3} {name}_max_ms={:.3}",
+                n as f64 / args.duration,
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max())
+            ));
+        }
+    }
     println!(
         "RESULT mode={label} rps={rps:.0} ok={ok} errors={errors} conns={} p50_ms={p50:.3} p99_ms={p99:.3} \
          p999_ms={p999:.3} max_ms={max:.3} server_cpu_pct={} server_us_per_req={} client_cpu_pct={} \
-         other_cpu_pct={} server_rss_kib={}",
+         other_cpu_pct={} server_rss_kib={} resp_bytes={resp_bytes}{per_kind}",
         args.connections,
         f0(p.server_pct),
         f1(us_per_req),
@@ -991,6 +1120,18 @@ fn main() {
                 };
                 run_load(t, work, a.load, "put").await
             }
+            Cmd::Register(a) => {
+                let t = parse_url(&a.url)?;
+                let work = Work::Register {
+                    api: a.api,
+                    prefix: a.prefix.clone(),
+                };
+                run_load(t, work, a.load, "register").await
+            }
+            Cmd::Populate(a) => catalog::run_populate(a).await,
+            Cmd::Fanout(a) => catalog::run_fanout(a).await,
+            Cmd::Dns(a) => dns::run_dns(a).await,
+            Cmd::DnsProbe(a) => dns::run_probe(a).await,
             Cmd::Watch(a) => run_watch(a).await,
             Cmd::Startup(a) => run_startup(a).await,
         }
