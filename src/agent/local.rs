@@ -128,6 +128,11 @@ impl LocalState {
         self.version.send_modify(|v| *v += 1);
     }
 
+    /// Grows with every change to the local services and checks.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }

@@ -47,7 +47,7 @@ pub struct Agent {
     /// Recent user events.
     pub events: events::EventLog,
     /// Serialises anti-entropy passes.
-    pub sync_lock: tokio::sync::Mutex<()>,
+    pub sync_lock: tokio::sync::Mutex<u64>,
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
@@ -150,7 +150,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         leaf_cache: Default::default(),
         http_cache: Default::default(),
         events: Default::default(),
-        sync_lock: tokio::sync::Mutex::new(()),
+        sync_lock: tokio::sync::Mutex::new(0),
         flags,
         shutdown: shutdown.clone(),
         advertise,

@@ -32,19 +32,30 @@ fn same_check(local: &HealthCheck, catalog: &HealthCheck) -> bool {
 
 /// Syncs right away (after an agent API write, so the catalog shows the change by the
 /// time the write is answered, as clients expect). Failures are left to the loop.
+///
+/// Concurrent callers share passes: a caller whose change an already finished pass
+/// covered returns at once, so a burst of registrations costs a few passes (and
+/// Raft entries), not one each.
 pub async fn sync_now(agent: &Agent) {
     if agent.consensus.leader().is_none() {
         return;
     }
-    if let Err(e) = sync_once(agent).await {
+    let want = agent.local.version();
+    if let Err(e) = sync_once(agent, Some(want)).await {
         tracing::warn!(error = %e, "anti-entropy sync failed; will retry");
     }
 }
 
-/// One pass. Returns `Err` with a reason when a write failed (retried next pass).
-/// Passes never overlap.
-pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
-    let _pass = agent.sync_lock.lock().await;
+/// One pass, unless `covering` is given and a pass that started after that local
+/// state version already succeeded. Returns `Err` with a reason when a write failed
+/// (retried next pass). Passes never overlap; a pass writes all its changes in one
+/// Raft entry.
+pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<()> {
+    let mut synced = agent.sync_lock.lock().await;
+    if covering.is_some_and(|want| *synced >= want) {
+        return Ok(());
+    }
+    let version = agent.local.version();
     let node = self_registration(agent).node;
     let (catalog_services, catalog_checks) = {
         let r = agent.store.read()?;
@@ -52,6 +63,7 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         (v.services_of_node(&node.node)?, v.node_checks(&node.node)?)
     };
     let local_checks = agent.local.checks();
+    let mut writes = Vec::new();
 
     for svc in agent.local.services() {
         let mut svc = svc;
@@ -76,15 +88,12 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         });
         if !(service_ok && checks_ok) {
             tracing::info!(service = %svc.id, "Synced service");
-            agent
-                .consensus
-                .propose(Command::Register(Registration {
-                    node: node.clone(),
-                    skip_node_update: true,
-                    service: Some(svc.clone()),
-                    checks,
-                }))
-                .await?;
+            writes.push(Command::Register(Registration {
+                node: node.clone(),
+                skip_node_update: true,
+                service: Some(svc.clone()),
+                checks,
+            }));
         }
     }
 
@@ -99,15 +108,12 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         .cloned()
         .collect();
     if !node_checks.is_empty() {
-        agent
-            .consensus
-            .propose(Command::Register(Registration {
-                node: node.clone(),
-                skip_node_update: true,
-                service: None,
-                checks: node_checks,
-            }))
-            .await?;
+        writes.push(Command::Register(Registration {
+            node: node.clone(),
+            skip_node_update: true,
+            service: None,
+            checks: node_checks,
+        }));
     }
 
     let local_service_ids: Vec<String> = agent.local.services().into_iter().map(|s| s.id).collect();
@@ -115,13 +121,10 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         let keep =
             local_service_ids.contains(&c.id) || (c.id == CONSUL_SERVICE && agent.config.server);
         if !keep {
-            agent
-                .consensus
-                .propose(Command::DeregisterService {
-                    node: node.node.clone(),
-                    service_id: c.id.clone(),
-                })
-                .await?;
+            writes.push(Command::DeregisterService {
+                node: node.node.clone(),
+                service_id: c.id.clone(),
+            });
         }
     }
     for c in &catalog_checks {
@@ -131,15 +134,22 @@ pub async fn sync_once(agent: &Agent) -> anyhow::Result<()> {
         let gone_with_service =
             !c.service_id.is_empty() && !local_service_ids.contains(&c.service_id);
         if !keep && !gone_with_service {
-            agent
-                .consensus
-                .propose(Command::DeregisterCheck {
-                    node: node.node.clone(),
-                    check_id: c.check_id.clone(),
-                })
-                .await?;
+            writes.push(Command::DeregisterCheck {
+                node: node.node.clone(),
+                check_id: c.check_id.clone(),
+            });
         }
     }
+    match writes.len() {
+        0 => {}
+        1 => {
+            agent.consensus.propose(writes.remove(0)).await?;
+        }
+        _ => {
+            agent.consensus.propose(Command::Batch(writes)).await?;
+        }
+    }
+    *synced = version;
     Ok(())
 }
 
@@ -149,6 +159,9 @@ pub async fn run(agent: Arc<Agent>) {
     let mut full = tokio::time::interval(FULL_SYNC);
     let mut reap = tokio::time::interval(Duration::from_secs(1));
     let mut retry = false;
+    // The periodic pass always runs (it repairs drift made behind the agent's
+    // back); a pass for a local change is skipped if an earlier one covered it.
+    let mut force = true;
     loop {
         let ttl_wait = agent
             .local
@@ -158,7 +171,7 @@ pub async fn run(agent: Arc<Agent>) {
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
             r = changes.changed() => { if r.is_err() { return; } }
-            _ = full.tick() => {}
+            _ = full.tick() => { force = true; }
             _ = reap.tick() => {
                 for id in agent.local.critical_too_long() {
                     tracing::info!(service = %id, "deregistering service critical longer than DeregisterCriticalServiceAfter");
@@ -175,8 +188,12 @@ pub async fn run(agent: Arc<Agent>) {
             retry = true;
             continue;
         }
-        retry = match sync_once(&agent).await {
-            Ok(()) => false,
+        let covering = (!force && !retry).then(|| agent.local.version());
+        retry = match sync_once(&agent, covering).await {
+            Ok(()) => {
+                force = false;
+                false
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "anti-entropy sync failed; will retry");
                 true

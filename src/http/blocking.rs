@@ -149,6 +149,9 @@ pub async fn blocking<T>(
                 value: found.value,
             });
         }
+        // A parked query holds no answer: with thousands of watchers on a large
+        // service, keeping stale copies would cost more than the query itself.
+        drop(found);
         let woke = tokio::time::timeout(remaining, watches.changed())
             .await
             .is_ok();

@@ -3,6 +3,8 @@
 //! another) and the session invalidation that check and node changes cause.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::schema::{self, get_json, lower, put_json};
 use super::{ReaderRef, Result, StateError, Table, Writer};
@@ -92,6 +94,7 @@ impl ReaderRef<'_> {
     /// Instances of a service with their nodes.
     pub fn service_instances(&self, service: &str) -> Result<(u64, Vec<(Node, NodeService)>)> {
         let mut out = Vec::new();
+        let mut last_node: Option<Node> = None;
         for item in schema::iter_prefix(
             &self.db.services_by_name,
             self.txn,
@@ -104,8 +107,15 @@ impl ReaderRef<'_> {
             };
             let node = String::from_utf8_lossy(node);
             let id = String::from_utf8_lossy(id);
-            if let (Some(n), Some(s)) = (self.node(&node)?, self.node_service(&node, &id)?) {
-                out.push((n, s));
+            // Instances are grouped by node in the index: decode each node once.
+            if !last_node
+                .as_ref()
+                .is_some_and(|n| n.node.eq_ignore_ascii_case(&node))
+            {
+                last_node = self.node(&node)?;
+            }
+            if let (Some(n), Some(s)) = (&last_node, self.node_service(&node, &id)?) {
+                out.push((n.clone(), s));
             }
         }
         let idx = self.service_index(service, !out.is_empty(), false)?;
@@ -145,12 +155,18 @@ impl ReaderRef<'_> {
 
     /// Joins each instance with its node's checks and its own.
     fn with_checks(&self, instances: Vec<(Node, NodeService)>) -> Result<Vec<CheckServiceNode>> {
+        // Many instances share a node: read each node's checks once.
+        let mut by_node: HashMap<String, Vec<HealthCheck>> = HashMap::new();
         let mut out = Vec::with_capacity(instances.len());
         for (node, svc) in instances {
-            let checks = self
-                .node_checks(&node.node)?
-                .into_iter()
+            let node_checks = match by_node.entry(node.node.clone()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.node_checks(&node.node)?),
+            };
+            let checks = node_checks
+                .iter()
                 .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+                .cloned()
                 .collect();
             out.push(CheckServiceNode {
                 node,
