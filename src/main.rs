@@ -9,6 +9,7 @@ mod filter;
 mod fsm;
 mod http;
 mod raft;
+mod rpc;
 mod state;
 mod structs;
 

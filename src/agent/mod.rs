@@ -128,6 +128,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         durable,
         store.clone(),
         me,
+        config.server,
         bootstrap && config.server,
         config.rpc_hold_timeout,
         crate::raft::SnapshotSettings {
@@ -165,6 +166,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     for handle in listen_http(&agent).await? {
         servers.push(handle);
     }
+    listen_rpc(&agent).await?;
     tokio::spawn(leader::run(agent.clone()));
     tokio::spawn(session_ttl::run(agent.clone()));
     tokio::spawn(sweep_watches(agent.clone()));
@@ -284,6 +286,25 @@ async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Join
         }));
     }
     Ok(handles)
+}
+
+/// Servers accept Raft traffic and forwarded requests on the server RPC port.
+async fn listen_rpc(agent: &Arc<Agent>) -> anyhow::Result<()> {
+    if !agent.config.server || agent.config.ports.server < 0 {
+        return Ok(());
+    }
+    let addr = SocketAddr::new(agent.config.bind_addr, agent.config.ports.server as u16);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the server RPC port on {addr}"))?;
+    tracing::info!(%addr, "server RPC listening");
+    tokio::spawn(crate::rpc::server::serve(
+        listener,
+        agent.clone(),
+        crate::http::router(agent.clone()),
+        agent.shutdown.clone(),
+    ));
+    Ok(())
 }
 
 /// Drops watch slots nobody listens to.

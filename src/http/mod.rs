@@ -6,6 +6,7 @@ pub mod cache;
 pub mod catalog;
 pub mod coordinate;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod kv;
 pub mod operator;
@@ -123,6 +124,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(crate::agent::monitor::router())
         .merge(crate::connect::http::router())
         .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(
+            agent.clone(),
+            forward::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             agent.clone(),
             cache::middleware,

@@ -9,15 +9,19 @@ pub mod network;
 pub mod state_machine;
 pub mod types;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openraft::error::RaftError;
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 
 use crate::fsm::{Command, Response};
+use crate::rpc::client::RpcError;
+use crate::rpc::{Reply, Request, RpcClient};
 use crate::state::Store;
 pub use types::{ServerNode, TypeConfig, raft_id};
 
@@ -27,9 +31,12 @@ pub enum ConsensusError {
     /// Consul's text for "there is no leader to take this".
     #[error("No cluster leader")]
     NoLeader,
-    /// Another server leads; forwarding to it arrives with the cluster transport.
-    #[error("rpc error making call: leader is {0}, and forwarding is not available yet")]
+    /// Another server leads (only from [`Consensus::linearize`], which does not forward).
+    #[error("rpc error making call: node is not the leader (leader is {0})")]
     NotLeader(String),
+    /// A forwarded call failed in a way that leaves its outcome unknown.
+    #[error("{0}")]
+    Rpc(String),
     #[error("raft: {0}")]
     Fatal(String),
 }
@@ -42,6 +49,9 @@ pub struct SnapshotSettings {
     pub trailing_logs: u64,
 }
 
+/// How long a forwarded write may take before its caller gives up.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct Consensus {
     pub raft: Raft<TypeConfig>,
     pub id: u64,
@@ -50,17 +60,26 @@ pub struct Consensus {
     pub hold_timeout: Duration,
     /// Proposals queue here to be batched into Raft entries ([`batcher`]).
     proposals: tokio::sync::mpsc::UnboundedSender<batcher::Pending>,
+    /// Server RPC connections: Raft traffic and calls forwarded to other servers.
+    pub rpc: Arc<RpcClient>,
+    /// Whether this agent is a server (a Raft member) or a client agent.
+    pub server_mode: bool,
+    /// Servers a client agent forwards to (its view of the LAN pool's servers).
+    known_servers: RwLock<Vec<SocketAddr>>,
+    next_server: AtomicUsize,
 }
 
 impl Consensus {
     /// Starts Raft with its log in `raft_dir`. `bootstrap` initialises a new cluster
     /// with this server as its only voter (`-dev`, `-bootstrap`,
     /// `-bootstrap-expect=1`) unless it was initialised before.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         raft_dir: &Path,
         durable: bool,
         store: Arc<Store>,
         me: ServerNode,
+        server_mode: bool,
         bootstrap: bool,
         hold_timeout: Duration,
         snapshot: SnapshotSettings,
@@ -81,7 +100,9 @@ impl Consensus {
         let log = log_store::LogStore::open(raft_dir, durable)?;
         let snapshot_path = durable.then(|| raft_dir.join("snapshot.json"));
         let sm = state_machine::StateMachine::new(store, snapshot_path);
-        let raft = Raft::new(id, Arc::new(config), network::Network, log, sm).await?;
+        let rpc = Arc::new(RpcClient::default());
+        let network = network::Network { rpc: rpc.clone() };
+        let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if bootstrap && !raft.is_initialized().await? {
             let mut members = BTreeMap::new();
             members.insert(id, me.clone());
@@ -95,7 +116,51 @@ impl Consensus {
             me,
             hold_timeout,
             proposals,
+            rpc,
+            server_mode,
+            known_servers: RwLock::new(Vec::new()),
+            next_server: AtomicUsize::new(0),
         })
+    }
+
+    /// Replaces the servers a client agent forwards to.
+    pub fn set_known_servers(&self, servers: Vec<SocketAddr>) {
+        *self
+            .known_servers
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = servers;
+    }
+
+    /// Where a request this agent cannot serve goes: the leader (from a server), or
+    /// one of the known servers, in turn (from a client agent; that server forwards
+    /// on to its leader). `None` while there is nowhere to send it.
+    pub fn forward_target(&self) -> Option<SocketAddr> {
+        if self.server_mode {
+            let leader = self.leader()?;
+            if leader.addr == self.me.addr {
+                return None;
+            }
+            return leader.addr.parse().ok();
+        }
+        let servers = self.known_servers.read().unwrap_or_else(|e| e.into_inner());
+        if servers.is_empty() {
+            return None;
+        }
+        let i = self.next_server.fetch_add(1, Ordering::Relaxed);
+        Some(servers[i % servers.len()])
+    }
+
+    /// Whether some server can take writes right now, as far as this agent knows.
+    pub fn has_leader(&self) -> bool {
+        if self.server_mode {
+            self.leader().is_some()
+        } else {
+            !self
+                .known_servers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        }
     }
 
     pub fn is_leader(&self) -> bool {
@@ -152,11 +217,51 @@ impl Consensus {
         }
     }
 
-    /// Proposes a command and waits until it is committed and applied.
+    /// Proposes a command and waits until it is committed and applied: on the
+    /// leader through the batcher, elsewhere forwarded to the leader. Waits up to
+    /// the hold timeout for a leader before answering "No cluster leader".
     pub async fn propose(&self, cmd: Command) -> Result<Response, ConsensusError> {
-        if !self.is_leader() && !self.wait_for_leader(self.hold_timeout).await {
-            return Err(ConsensusError::NoLeader);
+        let deadline = Instant::now() + self.hold_timeout;
+        loop {
+            if self.is_leader() {
+                // Leadership lost before the entry was appended: forward instead.
+                match self.propose_local(cmd.clone()).await {
+                    Err(ConsensusError::NotLeader(_)) => continue,
+                    other => return other,
+                }
+            }
+            let Some(target) = self.forward_target() else {
+                if Instant::now() >= deadline {
+                    return Err(ConsensusError::NoLeader);
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if self.server_mode {
+                    self.wait_for_leader(left).await;
+                } else {
+                    tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+                }
+                continue;
+            };
+            let req = Request::Propose(cmd.clone());
+            match self.rpc.call(target, &req, FORWARD_TIMEOUT).await {
+                Ok(Reply::Propose(Ok(answer))) => return Ok(answer),
+                Ok(Reply::Propose(Err(text))) if text == ConsensusError::NoLeader.to_string() => {}
+                Ok(Reply::Propose(Err(text))) => return Err(ConsensusError::Rpc(text)),
+                Ok(other) => {
+                    return Err(ConsensusError::Rpc(format!("unexpected reply: {other:?}")));
+                }
+                // Nothing was delivered: try again (a new leader, another server).
+                Err(RpcError::Unreachable { .. }) => {}
+                Err(e) => return Err(ConsensusError::Rpc(e.to_string())),
+            }
+            if Instant::now() >= deadline {
+                return Err(ConsensusError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    async fn propose_local(&self, cmd: Command) -> Result<Response, ConsensusError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.proposals
             .send(batcher::Pending { cmd, reply })
@@ -164,6 +269,88 @@ impl Consensus {
         answer
             .await
             .map_err(|_| ConsensusError::Fatal("raft is shutting down".into()))?
+    }
+
+    /// Adds a server to the cluster (from the leader; others forward to it): as a
+    /// learner until it has caught up, then as a voter. A server already in the
+    /// configuration at the same address is left alone.
+    pub async fn add_server(&self, node: ServerNode) -> Result<(), ConsensusError> {
+        let id = raft_id(&node.node_id);
+        if !self.is_leader() {
+            let target = self.forward_target().ok_or(ConsensusError::NoLeader)?;
+            return match self
+                .rpc
+                .call(target, &Request::Join(node), FORWARD_TIMEOUT)
+                .await
+            {
+                Ok(Reply::Join(Ok(()))) => Ok(()),
+                Ok(Reply::Join(Err(text))) => Err(ConsensusError::Rpc(text)),
+                Ok(other) => Err(ConsensusError::Rpc(format!("unexpected reply: {other:?}"))),
+                Err(e) => Err(ConsensusError::Rpc(e.to_string())),
+            };
+        }
+        let fatal = |e: &dyn std::fmt::Display| ConsensusError::Fatal(e.to_string());
+        let (known, voter) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (
+                membership.get_node(&id).cloned(),
+                membership.voter_ids().any(|v| v == id),
+            )
+        };
+        if known.as_ref() != Some(&node) {
+            tracing::info!(server = %node, "adding server as a learner");
+            self.raft
+                .add_learner(id, node.clone(), true)
+                .await
+                .map_err(|e| fatal(&e))?;
+        }
+        if !voter {
+            tracing::info!(server = %node, "promoting server to voter");
+            self.raft
+                .change_membership(
+                    openraft::ChangeMembers::AddVoterIds(BTreeSet::from([id])),
+                    false,
+                )
+                .await
+                .map_err(|e| fatal(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a server from the Raft configuration (leader only).
+    pub async fn remove_server(&self, id: u64) -> Result<(), ConsensusError> {
+        let fatal = |e: &dyn std::fmt::Display| ConsensusError::Fatal(e.to_string());
+        self.raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                false,
+            )
+            .await
+            .map_err(|e| fatal(&e))?;
+        self.raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+                false,
+            )
+            .await
+            .map_err(|e| fatal(&e))?;
+        Ok(())
+    }
+
+    /// Bootstraps a new cluster with `servers` as its voters (`bootstrap_expect`).
+    /// A no-op on a server that already has a Raft configuration.
+    pub async fn bootstrap(&self, servers: Vec<ServerNode>) -> Result<(), ConsensusError> {
+        let fatal = |e: &dyn std::fmt::Display| ConsensusError::Fatal(e.to_string());
+        if self.raft.is_initialized().await.map_err(|e| fatal(&e))? {
+            return Ok(());
+        }
+        let members: BTreeMap<u64, ServerNode> = servers
+            .into_iter()
+            .map(|n| (raft_id(&n.node_id), n))
+            .collect();
+        self.raft.initialize(members).await.map_err(|e| fatal(&e))
     }
 
     /// For `?consistent`: confirms leadership with a quorum and waits until the state

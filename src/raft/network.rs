@@ -1,8 +1,14 @@
-//! The Raft network seam. Servers talk over the server RPC port (8300); until the
-//! multi-server transport lands, every peer is unreachable, which is exactly right for
-//! a single-server cluster (it never sends to anyone).
+//! The Raft network: openraft's RPCs carried over the server RPC port
+//! ([`crate::rpc`]). A peer that cannot be dialled is `Unreachable` (openraft
+//! backs off); an error the peer's Raft returned comes back as a remote error.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -10,18 +16,51 @@ use openraft::raft::{
 };
 
 use super::types::{ServerNode, TypeConfig};
+use crate::rpc::client::RpcError;
+use crate::rpc::{Reply, Request, RpcClient};
 
-#[derive(Clone, Default)]
-pub struct Network;
-
-pub struct Peer {
-    target: ServerNode,
+#[derive(Clone)]
+pub struct Network {
+    pub rpc: Arc<RpcClient>,
 }
 
+pub struct Peer {
+    id: u64,
+    target: ServerNode,
+    rpc: Arc<RpcClient>,
+}
+
+type Failure<E> = RPCError<u64, ServerNode, E>;
+
 impl Peer {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, ServerNode, E> {
-        RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
-            "no server RPC transport to {}",
+    async fn call<E: std::error::Error>(
+        &self,
+        req: Request,
+        option: &RPCOption,
+    ) -> Result<Reply, Failure<E>> {
+        let addr: SocketAddr = self.target.addr.parse().map_err(|e| {
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
+                "bad server address {:?}: {e}",
+                self.target.addr
+            ))))
+        })?;
+        let timeout = option.hard_ttl().max(Duration::from_millis(100));
+        match self.rpc.call(addr, &req, timeout).await {
+            Ok(reply) => Ok(reply),
+            Err(e @ RpcError::Unreachable { .. }) => {
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> Failure<E> {
+        RPCError::RemoteError(RemoteError::new_with_node(self.id, self.target.clone(), e))
+    }
+
+    fn unexpected<E: std::error::Error>(&self, reply: Reply) -> Failure<E> {
+        RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+            "unexpected reply from {}: {reply:?}",
             self.target
         ))))
     }
@@ -30,9 +69,11 @@ impl Peer {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, _target: u64, node: &ServerNode) -> Peer {
+    async fn new_client(&mut self, target: u64, node: &ServerNode) -> Peer {
         Peer {
+            id: target,
             target: node.clone(),
+            rpc: self.rpc.clone(),
         }
     }
 }
@@ -40,28 +81,34 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, Failure<RaftError<u64>>> {
+        match self.call(Request::AppendEntries(rpc), &option).await? {
+            Reply::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<u64>,
-        RPCError<u64, ServerNode, RaftError<u64, InstallSnapshotError>>,
-    > {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, Failure<RaftError<u64, InstallSnapshotError>>> {
+        match self.call(Request::InstallSnapshot(rpc), &option).await? {
+            Reply::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, ServerNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, Failure<RaftError<u64>>> {
+        match self.call(Request::Vote(rpc), &option).await? {
+            Reply::Vote(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
     }
 }

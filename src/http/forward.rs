@@ -1,0 +1,188 @@
+//! Requests this agent cannot answer itself go to the server that can, over the
+//! server RPC port: from a client agent, everything but the agent-local API; from
+//! a follower, writes and default/`?consistent` reads (to the leader). `?stale`
+//! reads and `/v1/status/*` stay on any server. The receiving server runs the
+//! request through its own router, so every endpoint behaves identically
+//! wherever it was sent, blocking queries included.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+
+use super::error::ApiError;
+use crate::agent::Agent;
+use crate::rpc::{ForwardedRequest, ForwardedResponse, Reply, Request as RpcRequest};
+
+/// How many times a request has been forwarded; a request is forwarded at most
+/// twice (client agent → follower → leader), then served where it is.
+const HOPS: &str = "x-concord-forward-hops";
+const MAX_HOPS: usize = 2;
+/// Bodies larger than this are refused before forwarding (snapshots fit).
+const FORWARD_BODY_LIMIT: usize = 48 << 20;
+/// The longest a forwarded request may take: the longest blocking wait (10m plus
+/// jitter) with a margin.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+
+pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    if !must_forward(&agent, &req) {
+        return next.run(req).await;
+    }
+    forward(&agent, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Endpoints every agent answers from its own state.
+fn agent_local(path: &str) -> bool {
+    !path.starts_with("/v1/")
+        || path.starts_with("/v1/agent/")
+        || path.starts_with("/v1/event/")
+        || path == "/v1/operator/keyring"
+}
+
+fn hops(req: &Request) -> usize {
+    req.headers()
+        .get(HOPS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn must_forward(agent: &Agent, req: &Request) -> bool {
+    let path = req.uri().path();
+    if agent_local(path) || hops(req) >= MAX_HOPS {
+        return false;
+    }
+    let consensus = &agent.consensus;
+    if !consensus.server_mode {
+        return true;
+    }
+    if consensus.is_leader() || path.starts_with("/v1/status/") {
+        return false;
+    }
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let stale = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "stale" || p.starts_with("stale="))
+    });
+    !(read && stale)
+}
+
+async fn forward(agent: &Agent, req: Request) -> Result<Response, ApiError> {
+    let hops = hops(&req) + 1;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+    let mut headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "host" | "connection" | "content-length"))
+        .filter(|(name, _)| name.as_str() != HOPS)
+        .filter_map(|(name, v)| Some((name.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    headers.push((HOPS.to_string(), hops.to_string()));
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string());
+    let request = RpcRequest::Http(ForwardedRequest {
+        method: parts.method.to_string(),
+        uri,
+        headers,
+        body: body.to_vec(),
+    });
+
+    let deadline = Instant::now() + agent.consensus.hold_timeout;
+    loop {
+        let Some(target) = agent.consensus.forward_target() else {
+            if Instant::now() >= deadline {
+                return Err(ApiError::internal("No cluster leader"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        match agent
+            .consensus
+            .rpc
+            .call(target, &request, FORWARD_TIMEOUT)
+            .await
+        {
+            Ok(Reply::Http(answer)) => return Ok(into_response(answer)),
+            Ok(other) => {
+                return Err(ApiError::internal(format!(
+                    "rpc error making call: unexpected reply {other:?}"
+                )));
+            }
+            Err(crate::rpc::client::RpcError::Unreachable { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+}
+
+fn into_response(answer: ForwardedResponse) -> Response {
+    let mut resp = Response::new(Body::from(answer.body));
+    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            resp.headers_mut().append(name, value);
+        }
+    }
+    resp
+}
+
+/// Serves a request forwarded to this server through its own router.
+pub async fn serve(app: Router, fwd: ForwardedRequest) -> ForwardedResponse {
+    let failed = |status: StatusCode, text: String| ForwardedResponse {
+        status: status.as_u16(),
+        headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        body: text.into_bytes(),
+    };
+    let mut builder = axum::http::Request::builder()
+        .method(fwd.method.as_str())
+        .uri(fwd.uri.as_str());
+    for (name, value) in &fwd.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let req = match builder.body(Body::from(fwd.body)) {
+        Ok(req) => req,
+        Err(e) => {
+            return failed(
+                StatusCode::BAD_REQUEST,
+                format!("bad forwarded request: {e}"),
+            );
+        }
+    };
+    let resp = match app.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body.to_vec(),
+        Err(e) => return failed(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    ForwardedResponse {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| name.as_str() != "content-length")
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body,
+    }
+}
