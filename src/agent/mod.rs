@@ -165,6 +165,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     for handle in listen_http(&agent).await? {
         servers.push(handle);
     }
+    servers.extend(crate::dns::listen(&agent).await?);
     tokio::spawn(leader::run(agent.clone()));
     tokio::spawn(session_ttl::run(agent.clone()));
     tokio::spawn(sweep_watches(agent.clone()));
