@@ -4,6 +4,7 @@
 //! sends it with the EDNS the requester asked for.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -207,9 +208,9 @@ impl DnsHandler {
         for (_, ep) in &instances {
             if let Some(Endpoint::Host(host)) = ep {
                 let key = host.to_ascii_lowercase();
-                if !resolved.contains_key(&key) {
-                    let records = self.resolve_host(&key, ask.depth).await;
-                    resolved.insert(key, records);
+                if let Entry::Vacant(slot) = resolved.entry(key) {
+                    let records = self.resolve_host(slot.key(), ask.depth).await;
+                    slot.insert(records);
                 }
             }
         }
