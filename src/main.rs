@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod config;
 mod connect;
+mod dns;
 mod filter;
 mod fsm;
 mod http;

@@ -167,6 +167,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         servers.push(handle);
     }
     listen_rpc(&agent).await?;
+    servers.extend(crate::dns::listen(&agent).await?);
     tokio::spawn(leader::run(agent.clone()));
     tokio::spawn(session_ttl::run(agent.clone()));
     tokio::spawn(sweep_watches(agent.clone()));

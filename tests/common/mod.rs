@@ -50,6 +50,8 @@ pub struct Agent {
     child: Option<Child>,
     pub http: String,
     pub port: u16,
+    /// The DNS port (UDP and TCP).
+    pub dns: u16,
     pub data_dir: Option<PathBuf>,
     args: Vec<String>,
     client: reqwest::blocking::Client,
@@ -94,12 +96,13 @@ impl Agent {
         // reqwest is built without a default TLS provider (the binary picks ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
+        let dns = free_port();
         args.extend([
             "-node=it-node".to_string(),
             "-bind=127.0.0.1".to_string(),
             "-client=127.0.0.1".to_string(),
             format!("-http-port={port}"),
-            "-dns-port=-1".to_string(),
+            format!("-dns-port={dns}"),
             format!("-server-port={}", free_port()),
             format!("-serf-lan-port={}", free_port()),
             format!("-serf-wan-port={}", free_port()),
@@ -110,6 +113,7 @@ impl Agent {
             child: None,
             http: format!("http://127.0.0.1:{port}"),
             port,
+            dns,
             data_dir,
             args,
             client: reqwest::blocking::Client::builder()

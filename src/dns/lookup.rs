@@ -1,0 +1,171 @@
+//! Every catalog read the DNS interface makes, in one place: service instances
+//! with their checks, nodes, and what a name maps to in the catalog. Each function
+//! takes the agent and returns plain data, so that client agents can later answer
+//! the same questions over RPC by changing this module alone.
+//!
+//! Reads honour `dns_config.allow_stale` and `max_stale`: a stale read is served
+//! from the local copy; otherwise (or when the last contact with the leader is
+//! older than `max_stale`) a leader must be known first.
+
+use std::net::IpAddr;
+
+use super::name::Target;
+use super::settings::Settings;
+use crate::agent::Agent;
+use crate::structs::{CheckServiceNode, Node, NodeService};
+
+/// Why a lookup could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The datacenter is not one we can reach (Consul: "No path to datacenter").
+    NoPathToDatacenter,
+    /// No prepared query has that ID or name.
+    QueryNotFound,
+    /// Anything else (no leader, a storage error): the client gets SERVFAIL.
+    Unavailable(String),
+}
+
+pub type LookupResult<T> = Result<T, LookupError>;
+
+/// Which endpoints of a service to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoints {
+    /// The service's own instances.
+    Service,
+    /// Connect-capable instances (sidecar proxies and native services).
+    Connect,
+    /// Ingress gateways exposing the service.
+    Ingress,
+}
+
+/// Makes sure this agent may answer from its copy of the state.
+async fn ensure_readable(agent: &Agent, settings: &Settings) -> LookupResult<()> {
+    let too_stale = u128::from(agent.consensus.last_contact_ms()) > settings.max_stale.as_millis();
+    if settings.allow_stale && !too_stale {
+        return Ok(());
+    }
+    if agent.consensus.is_leader()
+        || agent
+            .consensus
+            .wait_for_leader(agent.consensus.hold_timeout)
+            .await
+    {
+        Ok(())
+    } else {
+        Err(LookupError::Unavailable("No cluster leader".into()))
+    }
+}
+
+/// Datacenter routing: only the agent's own datacenter is reachable; a cluster
+/// peer we do not know has no data (`Ok(false)`).
+fn reachable(settings: &Settings, target: &Target) -> LookupResult<bool> {
+    match target {
+        Target::Local => Ok(true),
+        Target::Datacenter(dc) if dc.eq_ignore_ascii_case(&settings.datacenter) => Ok(true),
+        Target::Datacenter(_) => Err(LookupError::NoPathToDatacenter),
+        Target::Peer(_) => Ok(false),
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> LookupError {
+    LookupError::Unavailable(e.to_string())
+}
+
+/// The instances of `service` with their node and checks (unfiltered by health),
+/// narrowed to those carrying `tag` (case-insensitive) when given.
+pub async fn service_nodes(
+    agent: &Agent,
+    settings: &Settings,
+    target: &Target,
+    service: &str,
+    tag: Option<&str>,
+    endpoints: Endpoints,
+) -> LookupResult<Vec<CheckServiceNode>> {
+    if !reachable(settings, target)? {
+        return Ok(Vec::new());
+    }
+    ensure_readable(agent, settings).await?;
+    let reader = agent.store.read().map_err(storage)?;
+    let view = reader.view();
+    let nodes = match endpoints {
+        Endpoints::Service => view.check_service_nodes(service).map_err(storage)?.1,
+        Endpoints::Connect => {
+            view.connect_check_service_nodes(service)
+                .map_err(storage)?
+                .1
+        }
+        // concord has no ingress gateway configuration entries yet, so no gateway
+        // exposes any service.
+        Endpoints::Ingress => Vec::new(),
+    };
+    Ok(match tag {
+        Some(tag) => nodes
+            .into_iter()
+            .filter(|n| n.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+            .collect(),
+        None => nodes,
+    })
+}
+
+/// One node by name (case-insensitive); `None` when it is not registered.
+pub async fn node(
+    agent: &Agent,
+    settings: &Settings,
+    target: &Target,
+    name: &str,
+) -> LookupResult<Option<Node>> {
+    if !reachable(settings, target)? {
+        return Ok(None);
+    }
+    ensure_readable(agent, settings).await?;
+    let reader = agent.store.read().map_err(storage)?;
+    reader.view().node(name).map_err(storage)
+}
+
+/// Every node of the local datacenter (reverse lookups).
+pub async fn nodes(agent: &Agent, settings: &Settings) -> LookupResult<Vec<Node>> {
+    ensure_readable(agent, settings).await?;
+    let reader = agent.store.read().map_err(storage)?;
+    Ok(reader.view().nodes().map_err(storage)?.1)
+}
+
+/// Every service instance with its node (reverse lookups by service address).
+pub async fn service_instances(
+    agent: &Agent,
+    settings: &Settings,
+) -> LookupResult<Vec<(Node, NodeService)>> {
+    ensure_readable(agent, settings).await?;
+    let reader = agent.store.read().map_err(storage)?;
+    Ok(reader.view().services().map_err(storage)?.1)
+}
+
+/// The virtual IP assigned to a service. concord does not allocate virtual IPs
+/// (they belong to transparent-proxy meshes), so there never is one.
+pub async fn virtual_ip(
+    _agent: &Agent,
+    _settings: &Settings,
+    _service: &str,
+) -> LookupResult<Option<IpAddr>> {
+    Ok(None)
+}
+
+/// The result of executing a prepared query: the service it names and its
+/// instances, already filtered by the query's own health rules.
+#[derive(Debug, Clone)]
+pub struct PreparedAnswer {
+    pub service: String,
+    pub nodes: Vec<CheckServiceNode>,
+}
+
+/// Runs a prepared query. Prepared queries do not exist in concord yet, so every
+/// ID or name is unknown, which Consul reports as NXDOMAIN.
+pub async fn prepared_query(
+    _agent: &Agent,
+    settings: &Settings,
+    datacenter: Option<&str>,
+    _query: &str,
+) -> LookupResult<PreparedAnswer> {
+    let target = datacenter.map_or(Target::Local, |d| Target::Datacenter(d.into()));
+    reachable(settings, &target)?;
+    Err(LookupError::QueryNotFound)
+}
