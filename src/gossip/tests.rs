@@ -1,0 +1,1 @@
+//! Multi-member tests of the gossip layer on loopback.
