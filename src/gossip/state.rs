@@ -376,6 +376,7 @@ impl State {
             if visible {
                 self.emit(GossipEvent::MemberReap(self.member_of(&intent.name, &e)));
             }
+            self.metas.remove(&intent.name);
         }
         true
     }
@@ -462,6 +463,8 @@ impl State {
             if e.visible {
                 self.emit(GossipEvent::MemberReap(self.member_of(&name, &e)));
             }
+            // Forget its tags too, or churn of node names would grow this map forever.
+            self.metas.remove(&name);
         }
         let keep = tombstone_timeout.max(Duration::from_secs(60));
         self.leaves.retain(|_, at| now.duration_since(*at) < keep);

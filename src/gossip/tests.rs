@@ -561,7 +561,7 @@ async fn gossip_restart_with_same_name_rejoins_alive() {
             &format!("{} sees restart-2 alive again", g.node_name()),
             || {
                 member(g, "restart-2").is_some_and(|m| {
-                    m.status == MemberStatus::Alive && m.tags.get("version").is_some()
+                    m.status == MemberStatus::Alive && m.tags.contains_key("version")
                 })
             },
         )
