@@ -1,8 +1,9 @@
 //! User events: `/v1/event/fire` and `/v1/event/list`. Events live in a bounded
 //! in-memory ring (Consul keeps the last 256), and the list's `X-Consul-Index` is
 //! Consul's pseudo-index derived from the newest event's UUID, so blocking compares
-//! it for equality rather than order. Spreading events to other agents comes with
-//! gossip.
+//! it for equality rather than order. Events spread to every agent through the LAN
+//! gossip pool, wrapped in Consul's envelope (ID and filters) under the
+//! `consul:event:` name prefix; each agent keeps those meant for it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,10 +14,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, put};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::Agent;
+use super::cluster::USER_EVENT_PREFIX;
 use crate::acl::Access;
 use crate::http::blocking::meta;
 use crate::http::endpoint;
@@ -29,7 +31,7 @@ const RING: usize = 256;
 const SIZE_LIMIT: usize = 512;
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UserEvent {
     #[serde(rename = "ID")]
@@ -83,11 +85,17 @@ impl EventLog {
             .max(1)
     }
 
-    fn record(&self, mut e: UserEvent) -> UserEvent {
+    fn contains(&self, id: &str) -> bool {
+        self.lock().0.iter().any(|e| e.id == id)
+    }
+
+    /// Records an event; `ltime` is the gossip pool's Lamport time when it came by
+    /// gossip, else the next local one.
+    fn record(&self, mut e: UserEvent, ltime: Option<u64>) -> UserEvent {
         {
             let mut g = self.lock();
-            g.1 += 1;
-            e.ltime = g.1;
+            g.1 = ltime.unwrap_or(g.1 + 1).max(g.1);
+            e.ltime = ltime.unwrap_or(g.1);
             g.0.push_back(e.clone());
             if g.0.len() > RING {
                 g.0.pop_front();
@@ -172,12 +180,33 @@ async fn fire(
             "user event exceeds configured limit of {SIZE_LIMIT} bytes before encoding"
         )));
     }
-    let event = if matches_agent(&agent, &event) {
-        agent.events.record(event)
-    } else {
-        event
-    };
+    if let Some(gossip) = &agent.gossip {
+        let envelope = serde_json::to_vec(&event).map_err(|e| ApiError::internal(e.to_string()))?;
+        gossip
+            .fire_user_event(&format!("{USER_EVENT_PREFIX}{name}"), envelope, false)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    // Recorded here at once (the gossip copy is then recognised by its ID), so a
+    // list right after the fire shows it, as on Consul.
+    if matches_agent(&agent, &event) {
+        agent.events.record(event.clone(), None);
+    }
     Ok(json(&event, opts.pretty))
+}
+
+/// An event that arrived through gossip (the firing agent's own copy included):
+/// kept if it is meant for this agent and not already recorded.
+pub fn deliver_from_gossip(agent: &Agent, name: &str, payload: &[u8], ltime: u64) {
+    if !name.starts_with(USER_EVENT_PREFIX) {
+        return;
+    }
+    let Ok(event) = serde_json::from_slice::<UserEvent>(payload) else {
+        tracing::warn!(name, "dropping a user event with a malformed envelope");
+        return;
+    };
+    if matches_agent(agent, &event) && !agent.events.contains(&event.id) {
+        agent.events.record(event, Some(ltime));
+    }
 }
 
 async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {

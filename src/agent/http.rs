@@ -110,42 +110,21 @@ impl From<LocalError> for ApiError {
     }
 }
 
-/// This agent as a gossip member (`serf.Member` JSON).
+/// This agent as a gossip member (`serf.Member` JSON): from the pool when gossip
+/// runs, else as it would be gossiped.
 pub fn member(agent: &Agent) -> serde_json::Value {
-    let mut tags = serde_json::Map::new();
-    for (k, v) in [
-        ("dc", agent.config.datacenter.clone()),
-        ("id", agent.node_id().to_string()),
-        ("port", agent.config.ports.server.to_string()),
-        (
-            "role",
-            if agent.config.server {
-                "consul"
-            } else {
-                "node"
-            }
-            .to_string(),
-        ),
-        ("segment", String::new()),
-        ("vsn", "2".to_string()),
-        ("vsn_min", "2".to_string()),
-        ("vsn_max", "3".to_string()),
-        (
-            "build",
-            format!("{CONSUL_VERSION}:concord-{CONCORD_VERSION}"),
-        ),
-        ("raft_vsn", "3".to_string()),
-    ] {
-        tags.insert(k.to_string(), json!(v));
-    }
-    if agent.config.server && agent.config.bootstrap {
-        tags.insert("bootstrap".into(), json!("1"));
+    if let Some(me) = agent.gossip.as_ref().and_then(|g| {
+        g.members()
+            .into_iter()
+            .find(|m| m.name == agent.node_name())
+    }) {
+        return super::cluster::member_json(&me);
     }
     json!({
         "Name": agent.node_name(),
         "Addr": agent.advertise.to_string(),
         "Port": agent.config.ports.serf_lan,
-        "Tags": tags,
+        "Tags": super::cluster::member_tags(&agent.config, agent.node_id()),
         "Status": 1,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
@@ -215,7 +194,21 @@ async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResu
             "Cannot provide a segment with wan=true",
         ));
     }
-    let list = opts.apply_filter(vec![member(&agent)])?;
+    // The WAN pool is not run (one datacenter): a server is alone in it.
+    let wan = opts.params.has("wan");
+    let members = match &agent.gossip {
+        Some(gossip) if !wan => gossip
+            .members()
+            .iter()
+            .filter(|m| {
+                // Consul lists the agent's own segment; without segments, all.
+                m.tags.get("dc") == Some(&agent.config.datacenter)
+            })
+            .map(super::cluster::member_json)
+            .collect(),
+        _ => vec![member(&agent)],
+    };
+    let list = opts.apply_filter(members)?;
     Ok(json(&list, opts.pretty))
 }
 
@@ -641,20 +634,31 @@ async fn join(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
-    let me = [
-        agent.serf_lan_addr().to_string(),
-        agent.advertise.to_string(),
-    ];
-    if me.contains(&addr) {
-        return Ok(empty());
+    let Some(gossip) = &agent.gossip else {
+        return Err(ApiError::internal(
+            "Gossip is disabled on this agent (ports.serf_lan = -1)",
+        ));
+    };
+    let port = agent.config.ports.serf_lan.max(0) as u16;
+    let addrs = super::cluster::join_addrs(&addr, port);
+    if addrs.is_empty() {
+        return Err(ApiError::internal(format!("Failed to resolve {addr}")));
     }
-    Err(ApiError::internal(format!(
-        "Failed to join {addr}: gossip membership is not available in this build yet"
-    )))
+    gossip
+        .join(&addrs)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(empty())
 }
 
 async fn leave(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
+    if let Some(gossip) = &agent.gossip {
+        gossip
+            .leave()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     let a = agent.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -665,9 +669,21 @@ async fn leave(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult
 
 async fn force_leave(
     State(agent): State<Arc<Agent>>,
-    Path(_node): Path<String>,
+    Path(node): Path<String>,
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
+    let prune = opts.params.has("prune");
+    match &agent.gossip {
+        Some(gossip) => gossip
+            .force_leave(&node, prune)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        None if node == agent.node_name() => {}
+        None => {
+            return Err(ApiError::internal(format!(
+                "agent: No node found with name '{node}'"
+            )));
+        }
+    }
     Ok(empty())
 }

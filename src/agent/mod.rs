@@ -4,6 +4,7 @@
 
 pub mod alias;
 pub mod checks;
+pub mod cluster;
 pub mod events;
 pub mod http;
 pub mod leader;
@@ -48,6 +49,8 @@ pub struct Agent {
     pub events: events::EventLog,
     /// Serialises anti-entropy passes.
     pub sync_lock: tokio::sync::Mutex<u64>,
+    /// This agent's LAN gossip member (`None` with `ports.serf_lan = -1`).
+    pub gossip: Option<crate::gossip::Gossip>,
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
@@ -117,6 +120,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
             .with_context(|| format!("opening the state store in {}", root.display()))?,
     );
     let advertise = advertise_addr(&config);
+    let me_id = config.node_id.clone().unwrap_or_default();
     let me = ServerNode {
         addr: SocketAddr::new(advertise, config.ports.server.max(0) as u16).to_string(),
         name: config.node_name.clone(),
@@ -139,7 +143,17 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     .await
     .context("starting raft")?;
 
+    let gossip = cluster::start_lan(
+        &config,
+        &me_id,
+        advertise,
+        (!config.dev).then_some(root.as_path()),
+    )
+    .await
+    .context("starting gossip")?;
+
     let agent = Arc::new(Agent {
+        gossip,
         authorizer: Authorizer {
             enabled: config.acl.enabled,
         },
@@ -172,6 +186,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     tokio::spawn(session_ttl::run(agent.clone()));
     tokio::spawn(sweep_watches(agent.clone()));
     tokio::spawn(sync::run(agent.clone()));
+    tokio::spawn(cluster::run(agent.clone()));
     tracing::info!(
         node = %agent.node_name(),
         datacenter = %agent.config.datacenter,
@@ -179,9 +194,18 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         "concord agent running"
     );
 
-    tokio::select! {
-        _ = wait_for_signal() => tracing::info!("caught signal, shutting down"),
-        _ = shutdown.cancelled() => tracing::info!("leaving, shutting down"),
+    let signalled = tokio::select! {
+        _ = wait_for_signal() => { tracing::info!("caught signal, shutting down"); true }
+        _ = shutdown.cancelled() => { tracing::info!("leaving, shutting down"); false }
+    };
+    // Client agents leave the pool gracefully on a signal (Consul's defaults
+    // `leave_on_terminate` and `skip_leave_on_interrupt`); servers just stop, and
+    // `/v1/agent/leave` has left already.
+    if let Some(gossip) = &agent.gossip {
+        if signalled && !agent.config.server {
+            let _ = tokio::time::timeout(Duration::from_secs(3), gossip.leave()).await;
+        }
+        gossip.shutdown().await;
     }
     shutdown.cancel();
     // Long-polling requests would hold a graceful shutdown open for minutes: give

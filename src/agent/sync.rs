@@ -37,7 +37,7 @@ fn same_check(local: &HealthCheck, catalog: &HealthCheck) -> bool {
 /// covered returns at once, so a burst of registrations costs a few passes (and
 /// Raft entries), not one each.
 pub async fn sync_now(agent: &Agent) {
-    if agent.consensus.leader().is_none() {
+    if !agent.consensus.has_leader() {
         return;
     }
     let want = agent.local.version();
@@ -57,11 +57,7 @@ pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<(
     }
     let version = agent.local.version();
     let node = self_registration(agent).node;
-    let (catalog_services, catalog_checks) = {
-        let r = agent.store.read()?;
-        let v = r.view();
-        (v.services_of_node(&node.node)?, v.node_checks(&node.node)?)
-    };
+    let (catalog_services, catalog_checks) = catalog_entries(agent, &node.node).await?;
     let local_checks = agent.local.checks();
     let mut writes = Vec::new();
 
@@ -153,6 +149,35 @@ pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<(
     Ok(())
 }
 
+/// This node's services and checks as the catalog has them: from the local replica
+/// on a server, from a server on a client agent (which has no replica).
+async fn catalog_entries(
+    agent: &Agent,
+    node: &str,
+) -> anyhow::Result<(Vec<NodeService>, Vec<HealthCheck>)> {
+    if agent.config.server {
+        let r = agent.store.read()?;
+        let v = r.view();
+        return Ok((v.services_of_node(node)?, v.node_checks(node)?));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct NodeServices {
+        services: Vec<NodeService>,
+    }
+    let get = |uri: String| async move {
+        crate::http::forward::get_from_server(agent, &uri)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.body))
+    };
+    let services = get(format!("/v1/catalog/node-services/{node}")).await?;
+    let services = serde_json::from_slice::<Option<NodeServices>>(&services)?
+        .map(|n| n.services)
+        .unwrap_or_default();
+    let checks = get(format!("/v1/health/node/{node}")).await?;
+    Ok((services, serde_json::from_slice(&checks)?))
+}
+
 /// The sync loop, plus the TTL clock and the critical-service reaper.
 pub async fn run(agent: Arc<Agent>) {
     let mut changes = agent.local.subscribe();
@@ -184,7 +209,7 @@ pub async fn run(agent: Arc<Agent>) {
             }
         }
         changes.borrow_and_update();
-        if agent.consensus.leader().is_none() {
+        if !agent.consensus.has_leader() {
             retry = true;
             continue;
         }

@@ -130,6 +130,36 @@ async fn forward(agent: &Agent, req: Request) -> Result<Response, ApiError> {
     }
 }
 
+/// A GET this agent sends to a server on its own behalf (a client agent's
+/// anti-entropy reading its node's catalog entries). Returns the body of a 200.
+pub async fn get_from_server(agent: &Agent, uri: &str) -> Result<Vec<u8>, ApiError> {
+    let request = RpcRequest::Http(ForwardedRequest {
+        method: "GET".into(),
+        uri: uri.to_string(),
+        headers: vec![(HOPS.to_string(), "1".to_string())],
+        body: Vec::new(),
+    });
+    let target = agent
+        .consensus
+        .forward_target()
+        .ok_or_else(|| ApiError::internal("No known Consul servers"))?;
+    match agent
+        .consensus
+        .rpc
+        .call(target, &request, Duration::from_secs(30))
+        .await
+    {
+        Ok(Reply::Http(answer)) if answer.status == 200 => Ok(answer.body),
+        Ok(Reply::Http(answer)) => Err(ApiError::internal(format!(
+            "{uri}: {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ))),
+        Ok(other) => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
 fn into_response(answer: ForwardedResponse) -> Response {
     let mut resp = Response::new(Body::from(answer.body));
     *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
