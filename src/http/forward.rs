@@ -23,6 +23,9 @@ use crate::rpc::{ForwardedRequest, ForwardedResponse, Reply, Request as RpcReque
 /// How many times a request has been forwarded; a request is forwarded at most
 /// twice (client agent → follower → leader), then served where it is.
 const HOPS: &str = "x-concord-forward-hops";
+/// The node name of the agent the client called, for answers that depend on it
+/// (`near=_agent`, a new session's node).
+pub const AGENT_NODE: &str = "x-concord-agent-node";
 const MAX_HOPS: usize = 2;
 /// Bodies larger than this are refused before forwarding (snapshots fit).
 const FORWARD_BODY_LIMIT: usize = 48 << 20;
@@ -89,6 +92,9 @@ async fn forward(agent: &Agent, req: Request) -> Result<Response, ApiError> {
         .filter_map(|(name, v)| Some((name.to_string(), v.to_str().ok()?.to_string())))
         .collect();
     headers.push((HOPS.to_string(), hops.to_string()));
+    if !parts.headers.contains_key(AGENT_NODE) {
+        headers.push((AGENT_NODE.to_string(), agent.node_name().to_string()));
+    }
     let uri = parts
         .uri
         .path_and_query()

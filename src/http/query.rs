@@ -88,6 +88,9 @@ pub struct QueryOptions {
     pub tags: Vec<String>,
     pub near: Option<String>,
     pub pretty: bool,
+    /// The node of the agent the client called (`_agent`, a session's default
+    /// node): this one, or the one that forwarded the request here.
+    pub agent_node: String,
 }
 
 fn token_from(params: &Params, parts: &Parts, agent: &Agent) -> String {
@@ -201,10 +204,17 @@ impl QueryOptions {
             })
             .collect();
         let tags = params.all("tag").into_iter().map(str::to_string).collect();
+        // A request forwarded by another agent speaks for that agent's node.
+        let agent_node = parts
+            .headers
+            .get(super::forward::AGENT_NODE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(agent.node_name())
+            .to_string();
         let near = params
             .get("near")
             .filter(|n| !n.is_empty())
-            .map(str::to_string);
+            .map(|n| if n == "_agent" { agent_node.clone() } else { n.to_string() });
         let pretty = params.has("pretty") || agent.config.dev;
         let token = token_from(&params, parts, agent);
 
@@ -220,6 +230,7 @@ impl QueryOptions {
             tags,
             near,
             pretty,
+            agent_node,
         })
     }
 

@@ -95,7 +95,7 @@ async fn create(
     };
     let _ = (&req.namespace, &req.partition);
     let node = if req.node.is_empty() {
-        agent.node_name().to_string()
+        opts.agent_node.clone()
     } else {
         req.node
     };

@@ -125,7 +125,55 @@ impl Agent {
         agent
     }
 
+    /// A cluster member on its own loopback address with Consul's default ports
+    /// (HTTP 8500, server RPC 8300, Serf LAN 8301): `args` carry its role and
+    /// joins. Returns once its HTTP API answers; a cluster may still be forming.
+    pub fn start_at(ip: &str, name: &str, mut args: Vec<String>, data_dir: PathBuf) -> Agent {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        args.extend([
+            format!("-node={name}"),
+            format!("-bind={ip}"),
+            format!("-client={ip}"),
+            format!("-data-dir={}", data_dir.display()),
+            "-dns-port=-1".to_string(),
+            "-grpc-port=-1".to_string(),
+            "-serf-wan-port=-1".to_string(),
+            "-retry-interval=1s".to_string(),
+            "-log-level=warn".to_string(),
+        ]);
+        let mut agent = Agent {
+            child: None,
+            http: format!("http://{ip}:8500"),
+            port: 8500,
+            dns: 0,
+            data_dir: Some(data_dir),
+            args,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        agent.spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while agent.client.get(format!("{}/v1/agent/self", agent.http)).send().is_err() {
+            assert!(Instant::now() < deadline, "{name} did not start within 30s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        agent
+    }
+
+    /// Starts the process again with the same arguments and data, without waiting.
+    pub fn relaunch(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
     fn launch(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_concord"))
             .arg("agent")
             .args(&self.args)
@@ -134,7 +182,6 @@ impl Agent {
             .spawn()
             .expect("spawn concord");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Waits until the agent answers catalog reads with a known leader.
