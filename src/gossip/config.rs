@@ -162,3 +162,37 @@ impl GossipConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_validate_and_lan_matches_consul() {
+        let bind: SocketAddr = "127.0.0.1:8301".parse().unwrap();
+        let lan = GossipConfig::lan("n1", bind);
+        lan.validate().unwrap();
+        assert_eq!(lan.probe_interval, Duration::from_secs(1));
+        assert_eq!(lan.reconnect_timeout, Duration::from_secs(72 * 3600));
+        assert_eq!(lan.tombstone_timeout, Duration::from_secs(24 * 3600));
+        assert_eq!(lan.user_event_size_limit, 512);
+        GossipConfig::wan("n1", bind).validate().unwrap();
+        GossipConfig::fast("n1", bind).validate().unwrap();
+
+        let mut bad = GossipConfig::fast("", bind);
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("node name")
+        );
+        bad.node_name = "n1".into();
+        bad.probe_timeout = bad.probe_interval;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("must be shorter than probe_interval")
+        );
+    }
+}

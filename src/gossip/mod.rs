@@ -14,6 +14,16 @@
 //! `state` (serf's member table, tags, leave intents, event dedup), `broadcast` (messages
 //! piggy-backed on foca), `transport` (sockets, timers, push-pull), `crypto` (AES-GCM
 //! envelope), `keyring` (cluster-wide key operations and the keyring file).
+//!
+//! Lifecycle: [`Gossip::start`] binds UDP and TCP on one port and runs alone until
+//! [`Gossip::join`]. Always end with [`Gossip::shutdown`] (after [`Gossip::leave`] for a
+//! graceful exit): the background tasks hold the sockets until then.
+//!
+//! Known differences from serf: a member joining late learns alive members and their
+//! tags, but not members that already failed or left; queries (serf `Query`) and
+//! coalescing of user events are not implemented (`coalesce` is carried, not acted on);
+//! `encrypt_verify_incoming/outgoing` (accepting plaintext during a rollout) is not
+//! supported: a pool is either fully encrypted or not.
 
 mod broadcast;
 mod config;
