@@ -8,9 +8,6 @@ mod connect;
 mod dns;
 mod filter;
 mod fsm;
-// Not wired into the agent yet: the lead engineer connects it; until then most of its API
-// is unused from main.
-#[allow(dead_code)]
 mod gossip;
 mod http;
 mod raft;

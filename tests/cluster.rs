@@ -46,7 +46,7 @@ fn serf_health(a: &Agent, node: &str) -> Option<String> {
 }
 
 fn kv(a: &Agent, key: &str, mode: &str) -> Option<String> {
-    let r = a.get(&format!("/v1/kv/{key}?raw&{mode}"));
+    let r = a.try_get(&format!("/v1/kv/{key}?raw&{mode}"))?;
     (r.status == 200).then(|| r.text())
 }
 
@@ -143,7 +143,8 @@ fn three_servers_two_clients() {
     assert_eq!(c4.put("/v1/agent/check/pass/service:web", "").status, 200);
     eventually("the client's service to be passing on a server", 10, || {
         let list = c.servers[2].get("/v1/health/service/web?passing").json();
-        list.as_array().is_some_and(|l| l.len() == 1 && l[0]["Node"]["Node"] == "c4")
+        list.as_array()
+            .is_some_and(|l| l.len() == 1 && l[0]["Node"]["Node"] == "c4")
     });
     for a in c.all() {
         eventually("every agent to see five members", 15, || {
@@ -175,13 +176,21 @@ fn three_servers_two_clients() {
         serf_health(&c.servers[0], "c5").as_deref() == Some("critical")
     });
     eventually("c5's session to be invalidated", 10, || {
-        c.servers[0].get(&format!("/v1/session/info/{session}")).json() == Value::Null
-            || c.servers[0].get(&format!("/v1/session/info/{session}")).json() == json!([])
+        c.servers[0]
+            .get(&format!("/v1/session/info/{session}"))
+            .json()
+            == Value::Null
+            || c.servers[0]
+                .get(&format!("/v1/session/info/{session}"))
+                .json()
+                == json!([])
     });
 
     // A graceful leave: left everywhere, deregistered from the catalog.
     assert_eq!(c.clients[0].put("/v1/agent/leave", "").status, 200);
-    eventually("c4 to be left", 15, || member_status(&c.servers[1], "c4") == Some(3));
+    eventually("c4 to be left", 15, || {
+        member_status(&c.servers[1], "c4") == Some(3)
+    });
     eventually("c4 to be deregistered", 10, || {
         c.servers[1].get("/v1/catalog/node/c4").json() == Value::Null
     });

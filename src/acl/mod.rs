@@ -19,6 +19,8 @@ pub enum Access<'a> {
     OperatorWrite,
     AgentRead,
     AgentWrite,
+    KeyringRead,
+    KeyringWrite,
 }
 
 #[derive(Debug, thiserror::Error)]

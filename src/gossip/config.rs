@@ -97,6 +97,8 @@ impl GossipConfig {
         }
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Consul WAN defaults: slower probes, longer suspicion (memberlist `DefaultWANConfig`).
     pub fn wan(node_name: impl Into<String>, bind: SocketAddr) -> Self {
         GossipConfig {
@@ -110,6 +112,8 @@ impl GossipConfig {
         }
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Fast timings for tests on loopback: failures are detected in about two seconds.
     /// Still loose enough for a busy 2-core CI machine running several pools at once.
     pub fn fast(node_name: impl Into<String>, bind: SocketAddr) -> Self {

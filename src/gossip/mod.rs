@@ -90,6 +90,8 @@ pub enum GossipError {
     UserEventTooLarge(usize),
     #[error("user event exceeds sane limit of {0} bytes after encoding")]
     UserEventEncodedTooLarge(usize),
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[error("Encoded length of tags exceeds limit of {TAGS_SIZE_LIMIT} bytes")]
     TagsTooLarge,
     /// Some members failed the keyring operation; `response` holds the per-node answers.
@@ -131,16 +133,22 @@ impl Gossip {
         Ok(Gossip { inner })
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The address other members reach us at.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Our node name.
     pub fn node_name(&self) -> &str {
         &self.inner.cfg.node_name
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Whether packets are encrypted.
     pub fn encrypted(&self) -> bool {
         self.inner.keyring.read().expect("keyring lock").enabled()
@@ -238,6 +246,8 @@ impl Gossip {
         self.broadcast(Broadcast::Leave(intent))
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Replaces our tags and spreads them (others get `MemberUpdate`).
     pub fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), GossipError> {
         self.ensure_running()?;

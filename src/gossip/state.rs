@@ -113,6 +113,8 @@ impl State {
         self.local = id;
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn self_status(&self) -> MemberStatus {
         self.self_status
     }
@@ -165,6 +167,8 @@ impl State {
             .collect()
     }
 
+    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The tags we currently advertise, with their version.
     pub fn self_meta(&self) -> Option<&NodeMeta> {
         self.metas.get(&self.local.name)

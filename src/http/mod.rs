@@ -8,6 +8,7 @@ pub mod coordinate;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod keyring;
 pub mod kv;
 pub mod operator;
 pub mod query;
@@ -118,6 +119,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(health::router())
         .merge(coordinate::router())
         .merge(operator::router())
+        .merge(keyring::router())
         .merge(snapshot::router())
         .merge(crate::agent::http::router())
         .merge(crate::agent::events::router())

@@ -211,10 +211,13 @@ impl QueryOptions {
             .and_then(|v| v.to_str().ok())
             .unwrap_or(agent.node_name())
             .to_string();
-        let near = params
-            .get("near")
-            .filter(|n| !n.is_empty())
-            .map(|n| if n == "_agent" { agent_node.clone() } else { n.to_string() });
+        let near = params.get("near").filter(|n| !n.is_empty()).map(|n| {
+            if n == "_agent" {
+                agent_node.clone()
+            } else {
+                n.to_string()
+            }
+        });
         let pretty = params.has("pretty") || agent.config.dev;
         let token = token_from(&params, parts, agent);
 

@@ -155,7 +155,12 @@ impl Agent {
         };
         agent.spawn();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while agent.client.get(format!("{}/v1/agent/self", agent.http)).send().is_err() {
+        while agent
+            .client
+            .get(format!("{}/v1/agent/self", agent.http))
+            .send()
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "{name} did not start within 30s");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -245,6 +250,23 @@ impl Agent {
             headers,
             body,
         }
+    }
+
+    /// A GET that tolerates an agent that is not (yet) listening.
+    pub fn try_get(&self, path: &str) -> Option<Resp> {
+        let r = self
+            .client
+            .get(format!("{}{}", self.http, path))
+            .send()
+            .ok()?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().ok()?.to_vec();
+        Some(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub fn get(&self, path: &str) -> Resp {

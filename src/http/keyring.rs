@@ -1,0 +1,111 @@
+//! `/v1/operator/keyring`: the gossip encryption keyring of the LAN pool (list,
+//! install, use, remove), answered per pool in Consul's `KeyringResponse` shape.
+//! The WAN pool is not run, so only the LAN pool is listed.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::endpoint;
+use super::error::{ApiError, ApiResult};
+use super::query::QueryOptions;
+use super::response::{empty, json};
+use crate::acl::Access;
+use crate::agent::Agent;
+use crate::gossip::{Gossip, GossipError, KeyringResponse};
+use crate::structs::codec::null_default;
+use crate::structs::decode;
+
+pub fn router() -> Router<Arc<Agent>> {
+    Router::new().route(
+        "/v1/operator/keyring",
+        endpoint(
+            &["GET", "POST", "PUT", "DELETE"],
+            get(list).post(install).put(use_key).delete(remove),
+        ),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct KeyRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    key: String,
+}
+
+fn gossip(agent: &Agent) -> ApiResult<&Gossip> {
+    agent
+        .gossip
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("Gossip is disabled on this agent"))
+}
+
+fn pool_json(agent: &Agent, r: &KeyringResponse) -> serde_json::Value {
+    json!({
+        "WAN": false,
+        "Datacenter": agent.config.datacenter,
+        "Segment": "",
+        "Partition": "",
+        "Keys": r.keys,
+        "PrimaryKeys": r.primary_keys,
+        "NumNodes": r.num_nodes,
+        "Messages": r.messages,
+    })
+}
+
+fn failed(e: GossipError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::KeyringRead)?;
+    let answer = gossip(&agent)?.keyring_list().await.map_err(failed)?;
+    Ok(json(&json!([pool_json(&agent, &answer)]), opts.pretty))
+}
+
+fn key_of(body: &Bytes) -> ApiResult<String> {
+    let req: KeyRequest = decode::from_slice(body).map_err(ApiError::decode)?;
+    Ok(req.key)
+}
+
+async fn install(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::KeyringWrite)?;
+    let key = key_of(&body)?;
+    gossip(&agent)?
+        .keyring_install(&key)
+        .await
+        .map_err(failed)?;
+    Ok(empty())
+}
+
+async fn use_key(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::KeyringWrite)?;
+    let key = key_of(&body)?;
+    gossip(&agent)?.keyring_use(&key).await.map_err(failed)?;
+    Ok(empty())
+}
+
+async fn remove(
+    State(agent): State<Arc<Agent>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::KeyringWrite)?;
+    let key = key_of(&body)?;
+    gossip(&agent)?.keyring_remove(&key).await.map_err(failed)?;
+    Ok(empty())
+}
