@@ -113,12 +113,6 @@ impl State {
         self.local = id;
     }
 
-    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn self_status(&self) -> MemberStatus {
-        self.self_status
-    }
-
     pub fn set_self_status(&mut self, status: MemberStatus) {
         self.self_status = status;
     }
