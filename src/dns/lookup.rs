@@ -1,7 +1,8 @@
 //! Every catalog read the DNS interface makes, in one place: service instances
 //! with their checks, nodes, and what a name maps to in the catalog. Each function
-//! takes the agent and returns plain data, so that client agents can later answer
-//! the same questions over RPC by changing this module alone.
+//! takes the agent and returns plain data. Servers read their own replica; client
+//! agents, which have none, ask a server over the server RPC port (the same HTTP
+//! reads a client would make, `?stale` when `allow_stale` permits).
 //!
 //! Reads honour `dns_config.allow_stale` and `max_stale`: a stale read is served
 //! from the local copy; otherwise (or when the last contact with the leader is
@@ -71,6 +72,23 @@ fn storage(e: impl std::fmt::Display) -> LookupError {
     LookupError::Unavailable(e.to_string())
 }
 
+/// A client agent's read, answered by a server.
+async fn from_server<T: serde::de::DeserializeOwned>(
+    agent: &Agent,
+    settings: &Settings,
+    uri: &str,
+) -> LookupResult<T> {
+    let uri = if settings.allow_stale {
+        format!("{uri}?stale")
+    } else {
+        uri.to_string()
+    };
+    let body = crate::http::forward::get_from_server(agent, &uri)
+        .await
+        .map_err(|e| LookupError::Unavailable(e.body))?;
+    serde_json::from_slice(&body).map_err(storage)
+}
+
 /// The instances of `service` with their node and checks (unfiltered by health),
 /// narrowed to those carrying `tag` (case-insensitive) when given.
 pub async fn service_nodes(
@@ -84,10 +102,38 @@ pub async fn service_nodes(
     if !reachable(settings, target)? {
         return Ok(Vec::new());
     }
+    let nodes = if agent.config.server {
+        local_service_nodes(agent, settings, service, endpoints).await?
+    } else {
+        match endpoints {
+            Endpoints::Service => {
+                from_server(agent, settings, &format!("/v1/health/service/{service}")).await?
+            }
+            Endpoints::Connect => {
+                from_server(agent, settings, &format!("/v1/health/connect/{service}")).await?
+            }
+            Endpoints::Ingress => Vec::new(),
+        }
+    };
+    Ok(match tag {
+        Some(tag) => nodes
+            .into_iter()
+            .filter(|n| n.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+            .collect(),
+        None => nodes,
+    })
+}
+
+async fn local_service_nodes(
+    agent: &Agent,
+    settings: &Settings,
+    service: &str,
+    endpoints: Endpoints,
+) -> LookupResult<Vec<CheckServiceNode>> {
     ensure_readable(agent, settings).await?;
     let reader = agent.store.read().map_err(storage)?;
     let view = reader.view();
-    let nodes = match endpoints {
+    Ok(match endpoints {
         Endpoints::Service => view.check_service_nodes(service).map_err(storage)?.1,
         Endpoints::Connect => {
             view.connect_check_service_nodes(service)
@@ -97,13 +143,6 @@ pub async fn service_nodes(
         // concord has no ingress gateway configuration entries yet, so no gateway
         // exposes any service.
         Endpoints::Ingress => Vec::new(),
-    };
-    Ok(match tag {
-        Some(tag) => nodes
-            .into_iter()
-            .filter(|n| n.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
-            .collect(),
-        None => nodes,
     })
 }
 
@@ -117,6 +156,16 @@ pub async fn node(
     if !reachable(settings, target)? {
         return Ok(None);
     }
+    if !agent.config.server {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct NodeServices {
+            node: Node,
+        }
+        let found: Option<NodeServices> =
+            from_server(agent, settings, &format!("/v1/catalog/node/{name}")).await?;
+        return Ok(found.map(|n| n.node));
+    }
     ensure_readable(agent, settings).await?;
     let reader = agent.store.read().map_err(storage)?;
     reader.view().node(name).map_err(storage)
@@ -124,16 +173,24 @@ pub async fn node(
 
 /// Every node of the local datacenter (reverse lookups).
 pub async fn nodes(agent: &Agent, settings: &Settings) -> LookupResult<Vec<Node>> {
+    if !agent.config.server {
+        return from_server(agent, settings, "/v1/catalog/nodes").await;
+    }
     ensure_readable(agent, settings).await?;
     let reader = agent.store.read().map_err(storage)?;
     Ok(reader.view().nodes().map_err(storage)?.1)
 }
 
 /// Every service instance with its node (reverse lookups by service address).
+/// Client agents answer reverse lookups from nodes only: listing every instance
+/// would take one server read per service.
 pub async fn service_instances(
     agent: &Agent,
     settings: &Settings,
 ) -> LookupResult<Vec<(Node, NodeService)>> {
+    if !agent.config.server {
+        return Ok(Vec::new());
+    }
     ensure_readable(agent, settings).await?;
     let reader = agent.store.read().map_err(storage)?;
     Ok(reader.view().services().map_err(storage)?.1)

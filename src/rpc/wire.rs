@@ -17,6 +17,9 @@ use crate::raft::{ServerNode, TypeConfig};
 /// Largest frame accepted: snapshot chunks and forwarded bodies stay far below.
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// Requests are built once and moved onto the wire, so the size spread between
+/// variants costs nothing worth boxing for (as with `Command`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),

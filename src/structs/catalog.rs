@@ -211,7 +211,7 @@ pub struct NodeServices {
 }
 
 /// An element of `/v1/health/service/:name`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CheckServiceNode {
     pub node: Node,
