@@ -14,8 +14,8 @@ use crate::fsm::{Command, Registration};
 use crate::gossip::{Gossip, GossipConfig, GossipEvent, Member, MemberStatus};
 use crate::raft::{ServerNode, raft_id};
 use crate::structs::{
-    CONSUL_SERVICE, HEALTH_CRITICAL, HEALTH_PASSING, HealthCheck, Node, NodeService,
-    SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID, SERF_CHECK_NAME,
+    HEALTH_CRITICAL, HEALTH_PASSING, HealthCheck, Node, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
+    SERF_CHECK_NAME,
 };
 
 /// Consul's output for the `serfHealth` check of a failed member.
@@ -291,29 +291,12 @@ fn member_registration(agent: &Agent, m: &Member, status: &str) -> Registration 
         ..Default::default()
     };
     let service = (m.tags.get("role").map(String::as_str) == Some("consul")).then(|| {
-        let mut meta = BTreeMap::new();
-        for (k, v) in [
-            ("non_voter", "false"),
-            ("raft_version", "3"),
-            ("read_replica", "false"),
-            ("serf_protocol_current", "2"),
-            ("serf_protocol_max", "5"),
-            ("serf_protocol_min", "1"),
-            ("version", version),
-        ] {
-            meta.insert(k.to_string(), v.to_string());
-        }
-        NodeService {
-            id: CONSUL_SERVICE.into(),
-            service: CONSUL_SERVICE.into(),
-            port: m
-                .tags
-                .get("port")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(8300),
-            meta,
-            ..Default::default()
-        }
+        let port = m
+            .tags
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(8300);
+        super::leader::consul_service(port, version, None)
     });
     Registration {
         node,

@@ -64,34 +64,40 @@ pub fn self_registration(agent: &Agent) -> Registration {
         ..Default::default()
     };
     let service = agent.config.server.then(|| {
-        let mut meta = BTreeMap::new();
-        for (k, v) in [
-            ("non_voter", "false"),
-            ("raft_version", "3"),
-            ("read_replica", "false"),
-            ("serf_protocol_current", "2"),
-            ("serf_protocol_max", "5"),
-            ("serf_protocol_min", "1"),
-            ("version", CONSUL_VERSION),
-        ] {
-            meta.insert(k.to_string(), v.to_string());
-        }
-        if agent.config.ports.grpc > 0 {
-            meta.insert("grpc_port".into(), agent.config.ports.grpc.to_string());
-        }
-        NodeService {
-            id: CONSUL_SERVICE.into(),
-            service: CONSUL_SERVICE.into(),
-            port: agent.config.ports.server as i64,
-            meta,
-            ..Default::default()
-        }
+        let grpc = (agent.config.ports.grpc > 0).then_some(agent.config.ports.grpc);
+        consul_service(agent.config.ports.server as i64, CONSUL_VERSION, grpc)
     });
     Registration {
         node,
         skip_node_update: false,
         service,
         checks: vec![serf],
+    }
+}
+
+/// The `consul` service the leader registers for every server (Consul's meta keys).
+pub fn consul_service(port: i64, version: &str, grpc_port: Option<i32>) -> NodeService {
+    let mut meta = BTreeMap::new();
+    for (k, v) in [
+        ("non_voter", "false"),
+        ("raft_version", "3"),
+        ("read_replica", "false"),
+        ("serf_protocol_current", "2"),
+        ("serf_protocol_max", "5"),
+        ("serf_protocol_min", "1"),
+        ("version", version),
+    ] {
+        meta.insert(k.to_string(), v.to_string());
+    }
+    if let Some(grpc) = grpc_port {
+        meta.insert("grpc_port".into(), grpc.to_string());
+    }
+    NodeService {
+        id: CONSUL_SERVICE.into(),
+        service: CONSUL_SERVICE.into(),
+        port,
+        meta,
+        ..Default::default()
     }
 }
 

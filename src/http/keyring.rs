@@ -69,9 +69,30 @@ async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<
     Ok(json(&json!([pool_json(&agent, &answer)]), opts.pretty))
 }
 
-fn key_of(body: &Bytes) -> ApiResult<String> {
+/// The three keyring changes, each taking a `{"Key": ...}` body.
+#[derive(Clone, Copy)]
+enum Change {
+    Install,
+    Use,
+    Remove,
+}
+
+async fn change(
+    agent: &Agent,
+    opts: &QueryOptions,
+    body: &Bytes,
+    op: Change,
+) -> ApiResult<Response> {
+    agent.authorize(&opts.token, Access::KeyringWrite)?;
     let req: KeyRequest = decode::from_slice(body).map_err(ApiError::decode)?;
-    Ok(req.key)
+    let gossip = gossip(agent)?;
+    match op {
+        Change::Install => gossip.keyring_install(&req.key).await,
+        Change::Use => gossip.keyring_use(&req.key).await,
+        Change::Remove => gossip.keyring_remove(&req.key).await,
+    }
+    .map_err(failed)?;
+    Ok(empty())
 }
 
 async fn install(
@@ -79,13 +100,7 @@ async fn install(
     opts: QueryOptions,
     body: Bytes,
 ) -> ApiResult<Response> {
-    agent.authorize(&opts.token, Access::KeyringWrite)?;
-    let key = key_of(&body)?;
-    gossip(&agent)?
-        .keyring_install(&key)
-        .await
-        .map_err(failed)?;
-    Ok(empty())
+    change(&agent, &opts, &body, Change::Install).await
 }
 
 async fn use_key(
@@ -93,10 +108,7 @@ async fn use_key(
     opts: QueryOptions,
     body: Bytes,
 ) -> ApiResult<Response> {
-    agent.authorize(&opts.token, Access::KeyringWrite)?;
-    let key = key_of(&body)?;
-    gossip(&agent)?.keyring_use(&key).await.map_err(failed)?;
-    Ok(empty())
+    change(&agent, &opts, &body, Change::Use).await
 }
 
 async fn remove(
@@ -104,8 +116,5 @@ async fn remove(
     opts: QueryOptions,
     body: Bytes,
 ) -> ApiResult<Response> {
-    agent.authorize(&opts.token, Access::KeyringWrite)?;
-    let key = key_of(&body)?;
-    gossip(&agent)?.keyring_remove(&key).await.map_err(failed)?;
-    Ok(empty())
+    change(&agent, &opts, &body, Change::Remove).await
 }

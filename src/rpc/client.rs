@@ -11,8 +11,9 @@ use tokio::net::TcpStream;
 
 use super::wire::{Reply, Request, read_frame, write_frame};
 
-/// Idle connections kept per address.
-const IDLE_PER_ADDR: usize = 16;
+/// Idle connections kept per address: enough for every forwarded request a busy
+/// follower has in flight, so bursts reuse connections instead of dialling.
+const IDLE_PER_ADDR: usize = 256;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSED: &str = "connection closed";
 
