@@ -96,9 +96,10 @@ struct LoadArgs {
     /// Warm-up seconds before the measured window (requests sent, not counted).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Server pid: report its CPU use and RSS over the measured window.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Server pid: report its CPU use and RSS over the measured window. Several (`--pid A,B,C`, e.g. the
+    /// members of a cluster): their sums.
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Per-request timeout in seconds (a timed-out request is an error and its connection is replaced).
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
@@ -320,6 +321,14 @@ pub(crate) fn machine_busy_seconds() -> Option<f64> {
     let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Some(busy as f64 / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// The sum of `f` over several pids; None without pids or when one cannot be read.
+fn sum_over<T: std::iter::Sum<T>>(pids: &[String], f: impl Fn(&str) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| f(p)).sum()
 }
 
 /// VmRSS in KiB, from /proc/<pid>/status.
@@ -561,19 +570,19 @@ async fn run_load(target: Target, work: Work, args: LoadArgs, label: &str) -> Re
     let timeout = Duration::from_secs_f64(args.timeout);
 
     // Server, client and everything else's CPU over exactly the measured window.
-    let pid = args.pid.map(|p| p.to_string());
+    let pid: Vec<String> = args.pid.iter().map(|p| p.to_string()).collect();
     let probe = tokio::spawn({
         let pid = pid.clone();
         async move {
             tokio::time::sleep_until(start.into()).await;
-            let s0 = pid.as_deref().and_then(cpu_seconds);
+            let s0 = sum_over(&pid, cpu_seconds);
             let c0 = cpu_seconds("self");
             let m0 = machine_busy_seconds();
             let w0 = Instant::now();
             tokio::time::sleep_until(end.into()).await;
             let wall = w0.elapsed().as_secs_f64();
             let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
-            let srv = delta(s0, pid.as_deref().and_then(cpu_seconds));
+            let srv = delta(s0, sum_over(&pid, cpu_seconds));
             let cli = delta(c0, cpu_seconds("self"));
             let all = delta(m0, machine_busy_seconds());
             // Other work on the machine during the window skews every figure: report it.
@@ -584,7 +593,7 @@ async fn run_load(target: Target, work: Work, args: LoadArgs, label: &str) -> Re
                 server_secs: srv,
                 client_pct: pct(cli),
                 other_pct: pct(other),
-                server_rss: pid.as_deref().and_then(rss_kib),
+                server_rss: sum_over(&pid, rss_kib),
             }
         }
     });
