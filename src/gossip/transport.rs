@@ -231,8 +231,16 @@ impl Inner {
         let tasks = vec![
             tokio::spawn(udp_loop(inner.clone(), udp)),
             tokio::spawn(tcp_loop(inner.clone(), tcp)),
-            tokio::spawn(push_pull_loop(inner.clone())),
-            tokio::spawn(reconnect_loop(inner.clone())),
+            tokio::spawn(periodic_sync(
+                inner.clone(),
+                inner.cfg.push_pull_interval,
+                State::alive_ids,
+            )),
+            tokio::spawn(periodic_sync(
+                inner.clone(),
+                inner.cfg.reconnect_interval,
+                State::failed_ids,
+            )),
             tokio::spawn(reap_loop(inner.clone())),
         ];
         *inner.tasks.lock().expect("tasks lock") = tasks;
@@ -554,10 +562,12 @@ async fn serve_conn(inner: &Arc<Inner>, mut stream: TcpStream) -> Result<(), Str
     write_frame(&mut stream, &frame).await
 }
 
-/// Periodic full state exchange with one random live member (anti-entropy: tags, leave
-/// intents and events a member missed).
-async fn push_pull_loop(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(inner.cfg.push_pull_interval);
+/// Every `interval`, a full state exchange (push-pull) with one random member that
+/// `pick` offers. With live members this is anti-entropy (tags, leave intents and
+/// events a member missed); with failed ones it is serf's reconnect, which heals
+/// partitions (foca's own announce-to-down only runs while some member is reachable).
+async fn periodic_sync(inner: Arc<Inner>, interval: Duration, pick: fn(&State) -> Vec<NodeId>) {
+    let mut tick = tokio::time::interval(interval);
     tick.tick().await;
     loop {
         tokio::select! {
@@ -569,30 +579,7 @@ async fn push_pull_loop(inner: Arc<Inner>) {
         }
         let target = {
             let state = inner.state.lock().expect("state lock");
-            state.alive_ids().choose(&mut rand::rng()).cloned()
-        };
-        if let Some(target) = target {
-            sync_with(&inner, target.addr).await;
-        }
-    }
-}
-
-/// Periodic push-pull with one random failed member, so partitions heal (serf's
-/// reconnect). foca's own announce-to-down only runs while some member is reachable.
-async fn reconnect_loop(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(inner.cfg.reconnect_interval);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = inner.cancel.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        if inner.stopped.load(Ordering::SeqCst) {
-            continue;
-        }
-        let target = {
-            let state = inner.state.lock().expect("state lock");
-            state.failed_ids().choose(&mut rand::rng()).cloned()
+            pick(&state).choose(&mut rand::rng()).cloned()
         };
         if let Some(target) = target {
             sync_with(&inner, target.addr).await;
