@@ -113,26 +113,24 @@ impl From<LocalError> for ApiError {
 /// This agent as a gossip member (`serf.Member` JSON): from the pool when gossip
 /// runs, else as it would be gossiped.
 pub fn member(agent: &Agent) -> serde_json::Value {
-    if let Some(me) = agent.gossip.as_ref().and_then(|g| {
-        g.members()
-            .into_iter()
-            .find(|m| m.name == agent.node_name())
-    }) {
-        return super::cluster::member_json(&me);
-    }
-    json!({
-        "Name": agent.node_name(),
-        "Addr": agent.advertise.to_string(),
-        "Port": agent.config.ports.serf_lan,
-        "Tags": super::cluster::member_tags(&agent.config, agent.node_id()),
-        "Status": 1,
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    })
+    use crate::gossip::{Member, MemberStatus};
+    let me = agent
+        .gossip
+        .as_ref()
+        .and_then(|g| {
+            g.members()
+                .into_iter()
+                .find(|m| m.name == agent.node_name())
+        })
+        .unwrap_or_else(|| {
+            Member::new(
+                agent.node_name(),
+                agent.serf_lan_addr(),
+                super::cluster::member_tags(&agent.config, agent.node_id()),
+                MemberStatus::Alive,
+            )
+        });
+    super::cluster::member_json(&me)
 }
 
 async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
