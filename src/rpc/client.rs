@@ -35,12 +35,21 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
+    /// An idle connection to `addr` that the peer has not closed. A peer that
+    /// restarted closed its end long ago, so its FIN is already here: reading
+    /// without blocking tells a live connection (`WouldBlock`) from a dead one.
     fn checkout(&self, addr: SocketAddr) -> Option<TcpStream> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&addr)
-            .and_then(Vec::pop)
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(&addr)?;
+        while let Some(conn) = list.pop() {
+            let mut probe = [0u8; 1];
+            match conn.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                // Closed, failed, or bytes nobody asked for: not reusable.
+                _ => continue,
+            }
+        }
+        None
     }
 
     fn checkin(&self, addr: SocketAddr, conn: TcpStream) {
@@ -76,16 +85,14 @@ impl RpcClient {
         req: &Request,
         timeout: Duration,
     ) -> Result<Reply, RpcError> {
-        // A pooled connection may have been closed by the peer since it was last
-        // used (the peer restarted). That shows as a failed write or an immediate
-        // end of stream before any reply; the peer never closes a connection
-        // after taking a request, so one retry on a fresh connection is safe.
+        // Once a request is written its outcome is unknown until the reply comes:
+        // a connection that fails after that is never retried, since the peer
+        // may have applied the request before it went away. Only a failed write
+        // on a pooled connection (the peer was already gone, nothing was taken)
+        // falls through to a fresh dial.
         if let Some(mut conn) = self.checkout(addr) {
             if write_frame(&mut conn, req).await.is_ok() {
-                match self.read_reply(addr, conn, timeout).await {
-                    Err(RpcError::Failed { reason, .. }) if reason == CLOSED => {}
-                    other => return other,
-                }
+                return self.read_reply(addr, conn, timeout).await;
             }
             self.forget(addr);
         }
