@@ -75,23 +75,19 @@ pub async fn check_consistency(agent: &Agent, mode: Consistency) -> Result<(), A
         Consistency::Stale => Ok(()),
         Consistency::Consistent => Ok(agent.consensus.linearize().await?),
         Consistency::Default => {
-            if agent.consensus.is_leader() {
-                return Ok(());
-            }
-            if !agent
-                .consensus
-                .wait_for_leader(agent.consensus.hold_timeout)
-                .await
-            {
+            let consensus = &agent.consensus;
+            if !consensus.is_leader() && !consensus.wait_for_leader(consensus.hold_timeout).await {
                 return Err(ApiError::internal("No cluster leader"));
             }
-            if agent.consensus.is_leader() {
-                Ok(())
-            } else {
-                // Followers forward default-mode reads to the leader once the cluster
-                // transport exists; until then they answer from their own copy.
-                Ok(())
+            // A follower sees a default-mode read only when the hop limit kept it
+            // from forwarding: it answers from its own copy.
+            if !consensus.is_leader() || consensus.lease_read_ok() {
+                return Ok(());
             }
+            // A leader that cannot be sure no newer leader exists (or has not yet
+            // caught up with the last one) confirms with a quorum rather than
+            // answer from a state the majority may have moved past.
+            Ok(consensus.linearize().await?)
         }
     }
 }

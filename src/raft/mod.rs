@@ -4,6 +4,7 @@
 //! exercises the same path as production.
 
 pub mod batcher;
+pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -64,6 +65,8 @@ pub struct Consensus {
     pub rpc: Arc<RpcClient>,
     /// Whether this agent is a server (a Raft member) or a client agent.
     pub server_mode: bool,
+    /// Whether the leader may answer default-mode reads on its own ([`lease`]).
+    lease: Arc<lease::LeaderLease>,
     /// Servers a client agent forwards to (its view of the LAN pool's servers).
     known_servers: RwLock<Vec<SocketAddr>>,
     next_server: AtomicUsize,
@@ -101,7 +104,13 @@ impl Consensus {
         let snapshot_path = durable.then(|| raft_dir.join("snapshot.json"));
         let sm = state_machine::StateMachine::new(store, snapshot_path);
         let rpc = Arc::new(RpcClient::default());
-        let network = network::Network { rpc: rpc.clone() };
+        let lease = Arc::new(lease::LeaderLease::new(Duration::from_millis(
+            config.election_timeout_min,
+        )));
+        let network = network::Network {
+            rpc: rpc.clone(),
+            lease: lease.clone(),
+        };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if bootstrap && !raft.is_initialized().await? {
             let mut members = BTreeMap::new();
@@ -118,6 +127,7 @@ impl Consensus {
             proposals,
             rpc,
             server_mode,
+            lease,
             known_servers: RwLock::new(Vec::new()),
             next_server: AtomicUsize::new(0),
         })
@@ -167,6 +177,23 @@ impl Consensus {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// For a default-mode read on the leader: whether its own state may answer
+    /// without a quorum round. It may while it holds the read lease ([`lease`]) and
+    /// once it has applied an entry of its own term, since only then has it
+    /// applied everything earlier leaders committed.
+    pub fn lease_read_ok(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.id) {
+            return false;
+        }
+        let caught_up = m
+            .last_applied
+            .is_some_and(|applied| applied.leader_id.term == m.current_term);
+        let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+        caught_up && self.lease.holds(self.id, m.current_term, &voters)
     }
 
     /// The current leader's record, if one is known.
@@ -359,7 +386,12 @@ impl Consensus {
         if !self.is_leader() && !self.wait_for_leader(self.hold_timeout).await {
             return Err(ConsensusError::NoLeader);
         }
-        match self.raft.ensure_linearizable().await {
+        // A leader cut off from the majority would wait for acknowledgements
+        // until the partition heals; answer as Consul does once the hold runs out.
+        let confirmed = tokio::time::timeout(self.hold_timeout, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| ConsensusError::NoLeader)?;
+        match confirmed {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 match f.leader_node {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -15,6 +15,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use super::lease::LeaderLease;
 use super::types::{ServerNode, TypeConfig};
 use crate::rpc::client::RpcError;
 use crate::rpc::{Reply, Request, RpcClient};
@@ -22,12 +23,15 @@ use crate::rpc::{Reply, Request, RpcClient};
 #[derive(Clone)]
 pub struct Network {
     pub rpc: Arc<RpcClient>,
+    /// Where accepted AppendEntries are recorded for the leader's read lease.
+    pub lease: Arc<LeaderLease>,
 }
 
 pub struct Peer {
     id: u64,
     target: ServerNode,
     rpc: Arc<RpcClient>,
+    lease: Arc<LeaderLease>,
 }
 
 type Failure<E> = RPCError<u64, ServerNode, E>;
@@ -74,6 +78,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             id: target,
             target: node.clone(),
             rpc: self.rpc.clone(),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -84,10 +89,18 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, Failure<RaftError<u64>>> {
-        match self.call(Request::AppendEntries(rpc), &option).await? {
-            Reply::AppendEntries(r) => r.map_err(|e| self.remote(e)),
-            other => Err(self.unexpected(other)),
+        let sent = Instant::now();
+        let term = rpc.vote.leader_id().get_term();
+        let answer = match self.call(Request::AppendEntries(rpc), &option).await? {
+            Reply::AppendEntries(r) => r.map_err(|e| self.remote(e))?,
+            other => return Err(self.unexpected(other)),
+        };
+        // Anything but a higher vote means the peer accepted this leader's term
+        // (a conflict is about the log, not about who leads).
+        if !matches!(answer, AppendEntriesResponse::HigherVote(_)) {
+            self.lease.acknowledged(self.id, term, sent);
         }
+        Ok(answer)
     }
 
     async fn install_snapshot(
