@@ -225,6 +225,48 @@ fn three_servers_two_clients() {
             kv(s, "after-snapshot", "stale").is_none() && kv(s, "w/1", "stale").is_some()
         });
     }
+
+    // Leadership moves to the server named, asked through a follower.
+    eventually("every server to know the leader", 10, || {
+        let l = leader_of(&c.servers[0]);
+        !l.is_empty() && c.servers.iter().all(|s| leader_of(s) == l)
+    });
+    let leader = c.leader_index();
+    let (asked, target) = {
+        let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        (others[0], others[1])
+    };
+    let config = c.servers[asked]
+        .get("/v1/operator/raft/configuration")
+        .json();
+    let target_addr = c.servers[target]
+        .http
+        .trim_start_matches("http://")
+        .replace(":8500", ":8300");
+    let target_id = config["Servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Address"] == target_addr.as_str())
+        .map(|s| s["ID"].as_str().unwrap().to_string())
+        .expect("the target in the raft configuration");
+    let r = c.servers[asked].request(
+        "POST",
+        &format!("/v1/operator/raft/transfer-leader?id={target_id}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"Success": true}));
+    eventually("the named server to lead", 10, || {
+        c.servers.iter().all(|s| leader_of(s) == target_addr)
+    });
+    let r = c.servers[leader].put("/v1/kv/after-transfer", "yes");
+    assert_eq!((r.status, r.text().as_str()), (200, "true"));
+    let r = c.servers[asked].request("POST", "/v1/operator/raft/transfer-leader?id=no-such-id");
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text(),
+        "Failed to transfer leadership: raft: cannot find peer"
+    );
 }
 
 #[test]

@@ -132,22 +132,17 @@ async fn transfer_leader(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
-    let me = &agent.consensus.me.node_id;
-    let target = opts.params.get("id").unwrap_or("");
-    let others: Vec<_> = agent
+    let target = opts
+        .params
+        .get("id")
+        .filter(|id| !id.is_empty())
+        .map(crate::raft::raft_id);
+    agent
         .consensus
-        .voters()
-        .into_iter()
-        .filter(|n| &n.node_id != me)
-        .collect();
-    if others.is_empty() || (!target.is_empty() && !others.iter().any(|n| n.node_id == target)) {
-        return Err(ApiError::internal(
-            "Failed to transfer leadership: raft: cannot find peer",
-        ));
-    }
-    Err(ApiError::internal(
-        "Failed to transfer leadership: leadership transfer arrives with the multi-server transport",
-    ))
+        .transfer_leadership(target)
+        .await
+        .map_err(|e| ApiError::internal(format!("Failed to transfer leadership: {e}")))?;
+    Ok(json(&serde_json::json!({ "Success": true }), opts.pretty))
 }
 
 /// The replicated autopilot configuration, in Consul's JSON shape.

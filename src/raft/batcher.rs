@@ -4,9 +4,11 @@
 //! without this every write would pay a full fsync of its own. Each command in a
 //! batch still applies on its own (nested transaction) and gets its own answer.
 
+use std::sync::Arc;
+
 use openraft::Raft;
 use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{RwLock, mpsc, oneshot};
 
 use super::{ConsensusError, TypeConfig};
 use crate::fsm::{Command, Response};
@@ -33,8 +35,14 @@ async fn write(raft: &Raft<TypeConfig>, cmd: Command) -> Result<Response, Consen
 }
 
 /// Takes proposals off the queue, one Raft write at a time, batching what queued up.
-pub async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+/// Each write holds `gate` shared, so a leadership transfer can stop them.
+pub async fn run(
+    raft: Raft<TypeConfig>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    gate: Arc<RwLock<()>>,
+) {
     while let Some(first) = rx.recv().await {
+        let _gate = gate.read().await;
         let mut bytes = first.cmd.approx_size();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {

@@ -8,12 +8,13 @@ pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod transfer;
 pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,11 @@ pub struct Consensus {
     pub server_mode: bool,
     /// Whether the leader may answer default-mode reads on its own ([`lease`]).
     lease: Arc<lease::LeaderLease>,
+    /// Writes and read confirmations hold this shared; a leadership transfer
+    /// holds it exclusively, so nothing renews the followers' leases meanwhile.
+    write_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Generation of election suspensions ([`transfer`]).
+    election_generation: Arc<AtomicU64>,
     /// Servers a client agent forwards to (its view of the LAN pool's servers).
     known_servers: RwLock<Vec<SocketAddr>>,
     next_server: AtomicUsize,
@@ -118,7 +124,8 @@ impl Consensus {
             raft.initialize(members).await?;
         }
         let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(batcher::run(raft.clone(), queue));
+        let write_gate = Arc::new(tokio::sync::RwLock::new(()));
+        tokio::spawn(batcher::run(raft.clone(), queue, write_gate.clone()));
         Ok(Consensus {
             raft,
             id,
@@ -128,6 +135,8 @@ impl Consensus {
             rpc,
             server_mode,
             lease,
+            write_gate,
+            election_generation: Arc::new(AtomicU64::new(0)),
             known_servers: RwLock::new(Vec::new()),
             next_server: AtomicUsize::new(0),
         })
@@ -388,6 +397,7 @@ impl Consensus {
         }
         // A leader cut off from the majority would wait for acknowledgements
         // until the partition heals; answer as Consul does once the hold runs out.
+        let _gate = self.write_gate.read().await;
         let confirmed = tokio::time::timeout(self.hold_timeout, self.raft.ensure_linearizable())
             .await
             .map_err(|_| ConsensusError::NoLeader)?;

@@ -87,5 +87,11 @@ async fn handle(agent: &Agent, app: &Router, req: Request) -> Reply {
                 .map_err(|e| e.to_string()),
         ),
         Request::Http(f) => Reply::Http(crate::http::forward::serve(app.clone(), f).await),
+        Request::Elections(control) => Reply::Elections(
+            agent
+                .consensus
+                .control_elections(control)
+                .map_err(|e| e.to_string()),
+        ),
     }
 }

@@ -12,6 +12,7 @@ use openraft::raft::{
 };
 
 use crate::fsm::{Command, Response};
+use crate::raft::transfer::ElectionControl;
 use crate::raft::{ServerNode, TypeConfig};
 
 /// Largest frame accepted: snapshot chunks and forwarded bodies stay far below.
@@ -31,6 +32,8 @@ pub enum Request {
     Join(ServerNode),
     /// An HTTP API request to be served by the receiver.
     Http(ForwardedRequest),
+    /// From a leader handing over leadership ([`crate::raft::transfer`]).
+    Elections(ElectionControl),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +45,7 @@ pub enum Reply {
     Propose(Result<Response, String>),
     Join(Result<(), String>),
     Http(ForwardedResponse),
+    Elections(Result<(), String>),
     /// The receiver could not handle the request at all.
     Error(String),
 }
