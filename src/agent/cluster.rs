@@ -76,8 +76,25 @@ pub async fn start_lan(
     let mut cfg = GossipConfig::lan(config.node_name.clone(), SocketAddr::new(bind_ip, port));
     cfg.advertise = Some(SocketAddr::new(advertise, port));
     cfg.tags = member_tags(config, node_id);
+    // Consul's servers tell their LAN which port their WAN pool listens on.
+    if let Some(wan_port) = super::wan::port(config) {
+        cfg.tags
+            .insert("wan_join_port".into(), wan_port.to_string());
+    }
     // Our user events carry Consul's envelope (ID, filters) around the payload.
     cfg.user_event_size_limit = 4096;
+    set_encryption(&mut cfg, config, data_dir, "local.keyring")?;
+    Ok(Some(Gossip::start(cfg).await?))
+}
+
+/// Both pools use the `encrypt` key; each keeps its keyring in its own file under
+/// `<data_dir>/serf/` (Consul's `local.keyring` and `remote.keyring`).
+pub fn set_encryption(
+    cfg: &mut GossipConfig,
+    config: &crate::config::RuntimeConfig,
+    data_dir: Option<&std::path::Path>,
+    keyring_file: &str,
+) -> anyhow::Result<()> {
     if let Some(key) = &config.encrypt {
         use base64::Engine;
         let key = base64::engine::general_purpose::STANDARD
@@ -85,15 +102,15 @@ pub async fn start_lan(
             .map_err(|e| anyhow::anyhow!("encrypt has invalid key: {e}"))?;
         cfg.encrypt_key = Some(key);
     }
-    cfg.keyring_file = data_dir.map(|d| d.join("serf").join("local.keyring"));
+    cfg.keyring_file = data_dir.map(|d| d.join("serf").join(keyring_file));
     if let Some(parent) = cfg.keyring_file.as_ref().and_then(|f| f.parent()) {
         std::fs::create_dir_all(parent)?;
     }
-    Ok(Some(Gossip::start(cfg).await?))
+    Ok(())
 }
 
-/// Resolves a join address (`host`, `host:port`, `[v6]:port`) with the LAN port as
-/// the default port, as memberlist does.
+/// Resolves a join address (`host`, `host:port`, `[v6]:port`) with the pool's port
+/// as the default port, as memberlist does.
 pub fn join_addrs(addr: &str, default_port: u16) -> Vec<SocketAddr> {
     use std::net::ToSocketAddrs;
     if let Ok(sa) = addr.parse::<SocketAddr>() {
@@ -182,34 +199,53 @@ pub async fn run(agent: Arc<Agent>) {
 /// `retry_join`/`-join`: keeps trying every `retry_interval` until one address
 /// answers (or `retry_max` attempts fail).
 async fn retry_join(agent: Arc<Agent>, gossip: Gossip) {
-    let targets = &agent.config.retry_join;
+    let cfg = &agent.config;
+    let port = cfg.ports.serf_lan.max(0) as u16;
+    let (interval, max) = (cfg.retry_interval, cfg.retry_max);
+    join_with_retries(&agent, &gossip, &cfg.retry_join, port, interval, max, "LAN").await;
+}
+
+/// Joins `pool` through `targets` (resolved again on every attempt, so names that
+/// come up late still work), retrying every `interval` until one answers or
+/// `max` attempts (0: unlimited) failed.
+pub async fn join_with_retries(
+    agent: &Agent,
+    pool: &Gossip,
+    targets: &[String],
+    default_port: u16,
+    interval: Duration,
+    max: u32,
+    label: &str,
+) {
     if targets.is_empty() {
         return;
     }
-    let port = agent.config.ports.serf_lan.max(0) as u16;
     let mut attempt = 0u32;
     loop {
-        let addrs: Vec<SocketAddr> = targets.iter().flat_map(|t| join_addrs(t, port)).collect();
-        match gossip.join(&addrs).await {
+        let addrs: Vec<SocketAddr> = targets
+            .iter()
+            .flat_map(|t| join_addrs(t, default_port))
+            .collect();
+        match pool.join(&addrs).await {
             Ok(n) => {
                 tracing::info!(
                     joined = n,
-                    "Join cluster completed. Synced with initial agents"
+                    "({label}) Join cluster completed. Synced with initial agents"
                 );
                 return;
             }
             Err(e) => {
                 attempt += 1;
-                tracing::warn!(attempt, error = %e, "Join cluster failed, will retry");
-                if agent.config.retry_max > 0 && attempt >= agent.config.retry_max {
-                    tracing::error!("retry_join: giving up after {attempt} attempts");
+                tracing::warn!(attempt, error = %e, "({label}) Join cluster failed, will retry");
+                if max > 0 && attempt >= max {
+                    tracing::error!("({label}) retry_join: giving up after {attempt} attempts");
                     return;
                 }
             }
         }
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(agent.config.retry_interval) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

@@ -182,20 +182,33 @@ async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiR
     Ok(json(&body, opts.pretty))
 }
 
+/// Consul's agent endpoints take `?wan` as set only when it has a value.
+fn wan_param(opts: &QueryOptions) -> bool {
+    opts.params.get("wan").is_some_and(|v| !v.is_empty())
+}
+
 async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentRead)?;
-    if opts.params.has("wan")
+    let wan = wan_param(&opts);
+    if wan
         && let Some(seg) = opts.params.get("segment")
+        && !seg.is_empty()
         && seg != "_all"
     {
         return Err(ApiError::bad_request(
             "Cannot provide a segment with wan=true",
         ));
     }
-    // The WAN pool is not run (one datacenter): a server is alone in it.
-    let wan = opts.params.has("wan");
-    let members = match &agent.gossip {
-        Some(gossip) if !wan => gossip
+    let members = match (&agent.gossip, &agent.wan) {
+        // Client agents (and servers with the WAN pool off) have no WAN
+        // members: Consul answers `null`.
+        (_, None) if wan => return Ok(json(&serde_json::Value::Null, opts.pretty)),
+        (_, Some(pool)) if wan => pool
+            .members()
+            .iter()
+            .map(super::cluster::member_json)
+            .collect(),
+        (Some(gossip), _) => gossip
             .members()
             .iter()
             .filter(|m| {
@@ -204,7 +217,7 @@ async fn members(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResu
             })
             .map(super::cluster::member_json)
             .collect(),
-        _ => vec![member(&agent)],
+        (None, _) => vec![member(&agent)],
     };
     let list = opts.apply_filter(members)?;
     Ok(json(&list, opts.pretty))
@@ -632,18 +645,28 @@ async fn join(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
-    let Some(gossip) = &agent.gossip else {
-        return Err(ApiError::internal(
-            "Gossip is disabled on this agent (ports.serf_lan = -1)",
-        ));
+    let (pool, port) = if wan_param(&opts) {
+        let Some(wan) = &agent.wan else {
+            return Err(ApiError::internal(if agent.config.server {
+                "WAN Federation is disabled"
+            } else {
+                "Must be a server to join WAN cluster"
+            }));
+        };
+        (wan, agent.config.ports.serf_wan)
+    } else {
+        let Some(gossip) = &agent.gossip else {
+            return Err(ApiError::internal(
+                "Gossip is disabled on this agent (ports.serf_lan = -1)",
+            ));
+        };
+        (gossip, agent.config.ports.serf_lan)
     };
-    let port = agent.config.ports.serf_lan.max(0) as u16;
-    let addrs = super::cluster::join_addrs(&addr, port);
+    let addrs = super::cluster::join_addrs(&addr, port.max(0) as u16);
     if addrs.is_empty() {
         return Err(ApiError::internal(format!("Failed to resolve {addr}")));
     }
-    gossip
-        .join(&addrs)
+    pool.join(&addrs)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(empty())
@@ -651,6 +674,13 @@ async fn join(
 
 async fn leave(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentWrite)?;
+    // A server leaves the WAN first, as Consul's does, so other datacenters
+    // stop routing to it before its own datacenter sees it go.
+    if let Some(wan) = &agent.wan {
+        wan.leave()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     if let Some(gossip) = &agent.gossip {
         gossip
             .leave()
@@ -672,16 +702,56 @@ async fn force_leave(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
     let prune = opts.params.has("prune");
-    match &agent.gossip {
-        Some(gossip) => gossip
-            .force_leave(&node, prune)
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-        None if node == agent.node_name() => {}
-        None => {
-            return Err(ApiError::internal(format!(
-                "agent: No node found with name '{node}'"
-            )));
+    // Unlike join and members, force-leave takes `?wan` as set whenever present.
+    if opts.params.has("wan") {
+        if !agent.config.server {
+            return Err(ApiError::internal(
+                "Must be a server to force-leave a node from the WAN cluster",
+            ));
         }
+        // Consul names no node in this message when the WAN pool lacks it.
+        return remove_failed(&[(agent.wan.as_ref(), "WAN", &node)], "", prune);
+    }
+    // A server also removes the node's WAN member (`<node>.<dc>`), as Consul's does.
+    let suffix = format!(".{}", agent.config.datacenter);
+    let wan_name = if node.ends_with(&suffix) {
+        node.clone()
+    } else {
+        format!("{node}{suffix}")
+    };
+    let pools = [
+        (agent.gossip.as_ref(), "LAN", &node),
+        (agent.wan.as_ref(), "WAN", &wan_name),
+    ];
+    if agent.gossip.is_none() && node == agent.node_name() {
+        return Ok(empty());
+    }
+    remove_failed(&pools, &node, prune)
+}
+
+/// Force-leaves `name` from every pool that has it; fails when none does.
+fn remove_failed(
+    pools: &[(Option<&crate::gossip::Gossip>, &str, &String)],
+    node: &str,
+    prune: bool,
+) -> ApiResult<Response> {
+    let mut found = false;
+    let mut errors = Vec::new();
+    for (pool, label, name) in pools {
+        let Some(pool) = pool else { continue };
+        match pool.force_leave(name, prune) {
+            Ok(()) => found = true,
+            Err(crate::gossip::GossipError::NoSuchNode(_)) => {}
+            Err(e) => errors.push(format!("could not remove failed node from {label}: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::internal(crate::gossip::multi_error(&errors)));
+    }
+    if !found {
+        return Err(ApiError::internal(format!(
+            "agent: No node found with name '{node}'"
+        )));
     }
     Ok(empty())
 }

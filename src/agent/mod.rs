@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod session_ttl;
 pub mod sync;
+pub mod wan;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub struct Agent {
     pub sync_lock: tokio::sync::Mutex<u64>,
     /// This agent's LAN gossip member (`None` with `ports.serf_lan = -1`).
     pub gossip: Option<crate::gossip::Gossip>,
+    /// This server's WAN gossip member (`None` on client agents and with
+    /// `ports.serf_wan = -1`).
+    pub wan: Option<crate::gossip::Gossip>,
     /// The command line, kept for `reload`.
     pub flags: AgentFlags,
     pub shutdown: CancellationToken,
@@ -151,9 +155,18 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     )
     .await
     .context("starting gossip")?;
+    let wan = wan::start(
+        &config,
+        &me_id,
+        advertise,
+        (!config.dev).then_some(root.as_path()),
+    )
+    .await
+    .context("starting WAN gossip")?;
 
     let agent = Arc::new(Agent {
         gossip,
+        wan,
         authorizer: Authorizer {
             enabled: config.acl.enabled,
         },
@@ -187,6 +200,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     tokio::spawn(sweep_watches(agent.clone()));
     tokio::spawn(sync::run(agent.clone()));
     tokio::spawn(cluster::run(agent.clone()));
+    tokio::spawn(wan::run(agent.clone()));
     tracing::info!(
         node = %agent.node_name(),
         datacenter = %agent.config.datacenter,
@@ -206,6 +220,11 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
             let _ = tokio::time::timeout(Duration::from_secs(3), gossip.leave()).await;
         }
         gossip.shutdown().await;
+    }
+    // Servers do not leave the WAN pool on a signal either (Consul leaves it
+    // only on `consul leave`).
+    if let Some(wan) = &agent.wan {
+        wan.shutdown().await;
     }
     shutdown.cancel();
     // Long-polling requests would hold a graceful shutdown open for minutes: give

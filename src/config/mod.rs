@@ -194,6 +194,18 @@ pub struct TlsConfig {
     pub verify_server_hostname: bool,
 }
 
+/// A `gossip_lan`/`gossip_wan` block: memberlist tuning. Unset fields keep the
+/// pool's own defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GossipTuning {
+    pub gossip_nodes: Option<u32>,
+    pub gossip_interval: Option<Duration>,
+    pub probe_interval: Option<Duration>,
+    pub probe_timeout: Option<Duration>,
+    pub suspicion_mult: Option<u32>,
+    pub retransmit_mult: Option<u32>,
+}
+
 /// `autopilot` block (server only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutopilotConfig {
@@ -257,6 +269,8 @@ pub struct RuntimeConfig {
     pub retry_max: u32,
     pub retry_max_wan: u32,
     pub rejoin_after_leave: bool,
+    /// `gossip_wan`: timings of the WAN pool.
+    pub gossip_wan: GossipTuning,
 
     /// One of trace, debug, info, warn, err, off.
     pub log_level: String,
@@ -824,6 +838,7 @@ fn build(
         retry_max: c.u32("retry_max", 0)?,
         retry_max_wan: c.u32("retry_max_wan", 0)?,
         rejoin_after_leave: c.flag("rejoin_after_leave", false),
+        gossip_wan: gossip_tuning(&c, "gossip_wan")?,
         log_level,
         log_json: c.flag("log_json", false),
         log_file: c.nonempty("log_file").map(PathBuf::from),
@@ -904,6 +919,28 @@ fn build(
         rt.bootstrap = true;
     }
     Ok(rt)
+}
+
+/// A `gossip_lan`/`gossip_wan` block.
+fn gossip_tuning(c: &View<'_>, block: &str) -> Result<GossipTuning, ConfigError> {
+    let dur = |key: &str| -> Result<Option<Duration>, ConfigError> {
+        let path = format!("{block}.{key}");
+        c.str(&path)
+            .map(|_| c.dur(&path, Duration::ZERO))
+            .transpose()
+    };
+    let num = |key: &str| -> Result<Option<u32>, ConfigError> {
+        let path = format!("{block}.{key}");
+        c.int(&path).map(|_| c.u32(&path, 0)).transpose()
+    };
+    Ok(GossipTuning {
+        gossip_nodes: num("gossip_nodes")?,
+        gossip_interval: dur("gossip_interval")?,
+        probe_interval: dur("probe_interval")?,
+        probe_timeout: dur("probe_timeout")?,
+        suspicion_mult: num("suspicion_mult")?,
+        retransmit_mult: num("retransmit_mult")?,
+    })
 }
 
 /// `ports.*`, with Consul's disabling and range rules.

@@ -2,7 +2,8 @@
 //! with their checks, nodes, and what a name maps to in the catalog. Each function
 //! takes the agent and returns plain data. Servers read their own replica; client
 //! agents, which have none, ask a server over the server RPC port (the same HTTP
-//! reads a client would make, `?stale` when `allow_stale` permits).
+//! reads a client would make, `?stale` when `allow_stale` permits). Names in
+//! another datacenter are read from that datacenter's servers.
 //!
 //! Reads honour `dns_config.allow_stale` and `max_stale`: a stale read is served
 //! from the local copy; otherwise (or when the last contact with the leader is
@@ -57,14 +58,22 @@ async fn ensure_readable(agent: &Agent, settings: &Settings) -> LookupResult<()>
     }
 }
 
-/// Datacenter routing: only the agent's own datacenter is reachable; a cluster
-/// peer we do not know has no data (`Ok(false)`).
-fn reachable(settings: &Settings, target: &Target) -> LookupResult<bool> {
+/// Where a lookup is answered.
+enum Scope {
+    /// This datacenter's catalog.
+    Local,
+    /// Another datacenter's, through its servers.
+    Remote(String),
+    /// A cluster peer: concord has none, so there is no data.
+    Nothing,
+}
+
+fn scope(settings: &Settings, target: &Target) -> Scope {
     match target {
-        Target::Local => Ok(true),
-        Target::Datacenter(dc) if dc.eq_ignore_ascii_case(&settings.datacenter) => Ok(true),
-        Target::Datacenter(_) => Err(LookupError::NoPathToDatacenter),
-        Target::Peer(_) => Ok(false),
+        Target::Local => Scope::Local,
+        Target::Datacenter(dc) if dc.eq_ignore_ascii_case(&settings.datacenter) => Scope::Local,
+        Target::Datacenter(dc) => Scope::Remote(dc.to_ascii_lowercase()),
+        Target::Peer(_) => Scope::Nothing,
     }
 }
 
@@ -89,6 +98,28 @@ async fn from_server<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(storage)
 }
 
+/// A read in another datacenter, answered by one of its servers. An unknown
+/// datacenter is Consul's "No path to datacenter" (NXDOMAIN to the client).
+async fn from_datacenter<T: serde::de::DeserializeOwned>(
+    agent: &Agent,
+    settings: &Settings,
+    dc: &str,
+    uri: &str,
+) -> LookupResult<T> {
+    let uri = if settings.allow_stale {
+        format!("{uri}?stale")
+    } else {
+        uri.to_string()
+    };
+    match crate::http::forward::get_from_datacenter(agent, dc, &uri).await {
+        Ok(body) => serde_json::from_slice(&body).map_err(storage),
+        Err(e) if e.body == crate::http::forward::NO_DC_PATH => {
+            Err(LookupError::NoPathToDatacenter)
+        }
+        Err(e) => Err(LookupError::Unavailable(e.body)),
+    }
+}
+
 /// The instances of `service` with their node and checks (unfiltered by health),
 /// narrowed to those carrying `tag` (case-insensitive) when given.
 pub async fn service_nodes(
@@ -99,21 +130,20 @@ pub async fn service_nodes(
     tag: Option<&str>,
     endpoints: Endpoints,
 ) -> LookupResult<Vec<CheckServiceNode>> {
-    if !reachable(settings, target)? {
-        return Ok(Vec::new());
-    }
-    let nodes = if agent.config.server {
-        local_service_nodes(agent, settings, service, endpoints).await?
-    } else {
-        match endpoints {
-            Endpoints::Service => {
-                from_server(agent, settings, &format!("/v1/health/service/{service}")).await?
-            }
-            Endpoints::Connect => {
-                from_server(agent, settings, &format!("/v1/health/connect/{service}")).await?
-            }
-            Endpoints::Ingress => Vec::new(),
+    // Ingress gateways exist nowhere (see `local_service_nodes`).
+    let uri = match endpoints {
+        Endpoints::Service => format!("/v1/health/service/{service}"),
+        Endpoints::Connect => format!("/v1/health/connect/{service}"),
+        Endpoints::Ingress => String::new(),
+    };
+    let nodes = match scope(settings, target) {
+        Scope::Nothing => return Ok(Vec::new()),
+        Scope::Local if agent.config.server => {
+            local_service_nodes(agent, settings, service, endpoints).await?
         }
+        _ if uri.is_empty() => Vec::new(),
+        Scope::Local => from_server(agent, settings, &uri).await?,
+        Scope::Remote(dc) => from_datacenter(agent, settings, &dc, &uri).await?,
     };
     Ok(match tag {
         Some(tag) => nodes
@@ -153,15 +183,21 @@ pub async fn node(
     target: &Target,
     name: &str,
 ) -> LookupResult<Option<Node>> {
-    if !reachable(settings, target)? {
-        return Ok(None);
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct NodeServices {
+        node: Node,
+    }
+    match scope(settings, target) {
+        Scope::Nothing => return Ok(None),
+        Scope::Remote(dc) => {
+            let uri = format!("/v1/catalog/node/{name}");
+            let found: Option<NodeServices> = from_datacenter(agent, settings, &dc, &uri).await?;
+            return Ok(found.map(|n| n.node));
+        }
+        Scope::Local => {}
     }
     if !agent.config.server {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct NodeServices {
-            node: Node,
-        }
         let found: Option<NodeServices> =
             from_server(agent, settings, &format!("/v1/catalog/node/{name}")).await?;
         return Ok(found.map(|n| n.node));
@@ -218,11 +254,11 @@ pub struct PreparedAnswer {
 /// ID or name is unknown, which Consul reports as NXDOMAIN.
 pub async fn prepared_query(
     _agent: &Agent,
-    settings: &Settings,
-    datacenter: Option<&str>,
+    _settings: &Settings,
+    // Another datacenter would run the query there; none exist anywhere, and an
+    // unknown datacenter gets the same NXDOMAIN, so where does not matter.
+    _datacenter: Option<&str>,
     _query: &str,
 ) -> LookupResult<PreparedAnswer> {
-    let target = datacenter.map_or(Target::Local, |d| Target::Datacenter(d.into()));
-    reachable(settings, &target)?;
     Err(LookupError::QueryNotFound)
 }

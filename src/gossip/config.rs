@@ -97,8 +97,6 @@ impl GossipConfig {
         }
     }
 
-    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Consul WAN defaults: slower probes, longer suspicion (memberlist `DefaultWANConfig`).
     pub fn wan(node_name: impl Into<String>, bind: SocketAddr) -> Self {
         GossipConfig {

@@ -429,7 +429,7 @@ fn load_keyring(cfg: &GossipConfig) -> anyhow::Result<Keyring> {
 }
 
 /// hashicorp/go-multierror's format, which Consul's join errors use.
-fn multi_error(errors: &[String]) -> String {
+pub(crate) fn multi_error(errors: &[String]) -> String {
     let head = if errors.len() == 1 {
         "1 error occurred:".to_string()
     } else {

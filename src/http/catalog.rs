@@ -172,7 +172,7 @@ async fn deregister(
 }
 
 async fn datacenters(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
-    Ok(json(&[agent.config.datacenter.as_str()], opts.pretty))
+    Ok(json(&crate::agent::wan::datacenters(&agent), opts.pretty))
 }
 
 async fn nodes(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {

@@ -141,12 +141,13 @@ impl QueryOptions {
             }
         }
 
-        let datacenter = match params.get("dc").filter(|d| !d.is_empty()) {
-            Some(dc) => dc.to_string(),
-            None => agent.config.datacenter.clone(),
-        };
-        if datacenter != agent.config.datacenter {
-            return Err(ApiError::internal("No path to datacenter"));
+        // Requests for another datacenter were forwarded there (`forward`); one
+        // that gets here had no path. Agent endpoints ignore `dc`, as Consul's do.
+        if let Some(dc) = params.get("dc").filter(|d| !d.is_empty())
+            && dc != agent.config.datacenter
+            && !super::forward::agent_local(parts.uri.path())
+        {
+            return Err(ApiError::internal(super::forward::NO_DC_PATH));
         }
 
         let mut wait = Duration::ZERO;

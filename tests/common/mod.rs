@@ -127,10 +127,14 @@ impl Agent {
 
     /// A cluster member on its own loopback address with Consul's default ports
     /// (HTTP 8500, server RPC 8300, Serf LAN 8301): `args` carry its role and
-    /// joins. Returns once its HTTP API answers; a cluster may still be forming.
+    /// joins. DNS and the WAN pool are off unless `args` set `-dns-port` or
+    /// `-serf-wan-port` (a flag given twice is an error). Returns once its HTTP
+    /// API answers; a cluster may still be forming.
     pub fn start_at(ip: &str, name: &str, mut args: Vec<String>, data_dir: PathBuf) -> Agent {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        args.extend([
+        let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+        let given: Vec<String> = args.iter().map(|a| flag(a)).collect();
+        let defaults = [
             format!("-node={name}"),
             format!("-bind={ip}"),
             format!("-client={ip}"),
@@ -140,12 +144,18 @@ impl Agent {
             "-serf-wan-port=-1".to_string(),
             "-retry-interval=1s".to_string(),
             "-log-level=warn".to_string(),
-        ]);
+        ];
+        args.extend(defaults.into_iter().filter(|d| !given.contains(&flag(d))));
+        let dns = args
+            .iter()
+            .find_map(|a| a.strip_prefix("-dns-port="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         let mut agent = Agent {
             child: None,
             http: format!("http://{ip}:8500"),
             port: 8500,
-            dns: 0,
+            dns,
             data_dir: Some(data_dir),
             args,
             client: reqwest::blocking::Client::builder()
