@@ -156,3 +156,31 @@ fn a_health_watch_wakes_on_its_service_only() {
     a.put("/v1/catalog/register", reg("alpha", "critical"));
     assert!(a.get("/v1/health/service/alpha").index() > idx);
 }
+
+#[test]
+fn operator_usage_counts_the_catalog() {
+    let a = Agent::dev();
+    let reg = |svc: Value| {
+        let body = json!({"Node": "n1", "Address": "10.0.0.1", "Service": svc});
+        assert_eq!(a.put("/v1/catalog/register", body.to_string()).status, 200);
+    };
+    reg(json!({"ID": "db1", "Service": "db", "Port": 1}));
+    reg(json!({"ID": "db2", "Service": "db", "Port": 2}));
+    reg(
+        json!({"Kind": "connect-proxy", "ID": "p", "Service": "p", "Port": 3,
+               "Proxy": {"DestinationServiceName": "db"}}),
+    );
+    reg(json!({"ID": "n", "Service": "nat", "Port": 4, "Connect": {"Native": true}}));
+    let r = a.get("/v1/operator/usage");
+    assert_eq!(r.status, 200);
+    assert!(r.header("X-Consul-Index").is_some());
+    let dc = &r.json()["Usage"]["dc1"];
+    // The agent's own node and its `consul` service count too.
+    assert_eq!(dc["Nodes"], 2);
+    assert_eq!(dc["Services"], 4);
+    assert_eq!(dc["ServiceInstances"], 5);
+    assert_eq!(dc["BillableServiceInstances"], 3);
+    assert_eq!(dc["ConnectServiceInstances"]["connect-proxy"], 1);
+    assert_eq!(dc["ConnectServiceInstances"]["connect-native"], 1);
+    assert_eq!(dc["ConnectServiceInstances"]["mesh-gateway"], 0);
+}

@@ -1,6 +1,7 @@
-//! `/v1/operator/keyring`: the gossip encryption keyring of the LAN pool (list,
-//! install, use, remove), answered per pool in Consul's `KeyringResponse` shape.
-//! The WAN pool is not run, so only the LAN pool is listed.
+//! `/v1/operator/keyring`: the gossip encryption keyrings (list, install, use,
+//! remove) of this agent's pools, answered per pool in Consul's `KeyringResponse`
+//! shape: on a server the WAN pool first, then the LAN pool. Other datacenters'
+//! LAN pools are not reached (Consul forwards to each datacenter).
 
 use std::sync::Arc;
 
@@ -46,9 +47,16 @@ fn gossip(agent: &Agent) -> ApiResult<&Gossip> {
         .ok_or_else(|| ApiError::internal("Gossip is disabled on this agent"))
 }
 
-fn pool_json(agent: &Agent, r: &KeyringResponse) -> serde_json::Value {
+/// The pools a keyring operation covers, WAN first as Consul answers them.
+fn pools(agent: &Agent) -> ApiResult<Vec<(bool, &Gossip)>> {
+    let mut out: Vec<(bool, &Gossip)> = agent.wan.iter().map(|g| (true, g)).collect();
+    out.push((false, gossip(agent)?));
+    Ok(out)
+}
+
+fn pool_json(agent: &Agent, wan: bool, r: &KeyringResponse) -> serde_json::Value {
     json!({
-        "WAN": false,
+        "WAN": wan,
         "Datacenter": agent.config.datacenter,
         "Segment": "",
         "Partition": "",
@@ -65,8 +73,12 @@ fn failed(e: GossipError) -> ApiError {
 
 async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::KeyringRead)?;
-    let answer = gossip(&agent)?.keyring_list().await.map_err(failed)?;
-    Ok(json(&json!([pool_json(&agent, &answer)]), opts.pretty))
+    let mut answers = Vec::new();
+    for (wan, pool) in pools(&agent)? {
+        let answer = pool.keyring_list().await.map_err(failed)?;
+        answers.push(pool_json(&agent, wan, &answer));
+    }
+    Ok(json(&answers, opts.pretty))
 }
 
 /// The three keyring changes, each taking a `{"Key": ...}` body.
@@ -85,13 +97,14 @@ async fn change(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::KeyringWrite)?;
     let req: KeyRequest = decode::from_slice(body).map_err(ApiError::decode)?;
-    let gossip = gossip(agent)?;
-    match op {
-        Change::Install => gossip.keyring_install(&req.key).await,
-        Change::Use => gossip.keyring_use(&req.key).await,
-        Change::Remove => gossip.keyring_remove(&req.key).await,
+    for (_, pool) in pools(agent)? {
+        match op {
+            Change::Install => pool.keyring_install(&req.key).await,
+            Change::Use => pool.keyring_use(&req.key).await,
+            Change::Remove => pool.keyring_remove(&req.key).await,
+        }
+        .map_err(failed)?;
     }
-    .map_err(failed)?;
     Ok(empty())
 }
 

@@ -17,6 +17,7 @@ pub mod session;
 pub mod snapshot;
 pub mod status;
 pub mod txn;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .merge(coordinate::router())
         .merge(operator::router())
         .merge(keyring::router())
+        .merge(usage::router())
         .merge(snapshot::router())
         .merge(crate::agent::http::router())
         .merge(crate::agent::events::router())

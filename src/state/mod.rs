@@ -14,6 +14,7 @@ pub mod session;
 pub mod snapshot;
 pub mod system;
 pub mod txn;
+pub mod usage;
 pub mod watch;
 
 use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
