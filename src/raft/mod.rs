@@ -4,6 +4,7 @@
 //! exercises the same path as production.
 
 pub mod batcher;
+pub mod contact;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -52,6 +53,10 @@ pub struct SnapshotSettings {
 /// How long a forwarded write may take before its caller gives up.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Go's `time.Since(time.Time{})` saturates at the largest `time.Duration`
+/// (2^63-1 ns); this is that in milliseconds.
+pub const NEVER_CONTACTED_MS: u64 = (i64::MAX / 1_000_000) as u64;
+
 pub struct Consensus {
     pub raft: Raft<TypeConfig>,
     pub id: u64,
@@ -64,6 +69,8 @@ pub struct Consensus {
     pub rpc: Arc<RpcClient>,
     /// Whether this agent is a server (a Raft member) or a client agent.
     pub server_mode: bool,
+    /// When this server last heard from the leader, and the leader from each server.
+    pub contacts: Arc<contact::Contacts>,
     /// Servers a client agent forwards to (its view of the LAN pool's servers).
     known_servers: RwLock<Vec<SocketAddr>>,
     next_server: AtomicUsize,
@@ -101,7 +108,11 @@ impl Consensus {
         let snapshot_path = durable.then(|| raft_dir.join("snapshot.json"));
         let sm = state_machine::StateMachine::new(store, snapshot_path);
         let rpc = Arc::new(RpcClient::default());
-        let network = network::Network { rpc: rpc.clone() };
+        let contacts = Arc::new(contact::Contacts::default());
+        let network = network::Network {
+            rpc: rpc.clone(),
+            contacts: contacts.clone(),
+        };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if bootstrap && !raft.is_initialized().await? {
             let mut members = BTreeMap::new();
@@ -118,6 +129,7 @@ impl Consensus {
             proposals,
             rpc,
             server_mode,
+            contacts,
             known_servers: RwLock::new(Vec::new()),
             next_server: AtomicUsize::new(0),
         })
@@ -188,14 +200,23 @@ impl Consensus {
             .collect()
     }
 
-    /// Milliseconds since this server last heard from the leader (0 on the leader).
-    pub fn last_contact_ms(&self) -> u64 {
+    /// How long since this server last heard from the leader: zero on the leader,
+    /// `None` when no leader has reached it since it started (Consul then reports
+    /// the time since the zero time, i.e. the largest duration there is).
+    pub fn last_contact(&self) -> Option<Duration> {
         if self.is_leader() {
-            return 0;
+            return Some(Duration::ZERO);
         }
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.millis_since_quorum_ack.unwrap_or(0)
+        self.contacts.since_leader()
+    }
+
+    /// [`Self::last_contact`] in whole milliseconds, as `X-Consul-LastContact`
+    /// carries it; "never" is Go's largest duration (about 292 years).
+    pub fn last_contact_ms(&self) -> u64 {
+        match self.last_contact() {
+            Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            None => NEVER_CONTACTED_MS,
+        }
     }
 
     /// Waits up to the hold timeout for this server to lead (single server) or for a

@@ -15,6 +15,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use super::contact::Contacts;
 use super::types::{ServerNode, TypeConfig};
 use crate::rpc::client::RpcError;
 use crate::rpc::{Reply, Request, RpcClient};
@@ -22,12 +23,15 @@ use crate::rpc::{Reply, Request, RpcClient};
 #[derive(Clone)]
 pub struct Network {
     pub rpc: Arc<RpcClient>,
+    /// Where answers from followers are noted (autopilot's per-server contact).
+    pub contacts: Arc<Contacts>,
 }
 
 pub struct Peer {
     id: u64,
     target: ServerNode,
     rpc: Arc<RpcClient>,
+    contacts: Arc<Contacts>,
 }
 
 type Failure<E> = RPCError<u64, ServerNode, E>;
@@ -74,6 +78,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             id: target,
             target: node.clone(),
             rpc: self.rpc.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -85,7 +90,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, Failure<RaftError<u64>>> {
         match self.call(Request::AppendEntries(rpc), &option).await? {
-            Reply::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            Reply::AppendEntries(Ok(answer)) => {
+                self.contacts.heard_from_follower(self.id);
+                Ok(answer)
+            }
+            Reply::AppendEntries(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
     }
