@@ -139,6 +139,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
             threshold: config.raft_snapshot_threshold,
             trailing_logs: config.raft_trailing_logs,
         },
+        crate::raft::RaftTimings::scaled(config.raft_multiplier),
     )
     .await
     .context("starting raft")?;
