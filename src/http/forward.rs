@@ -1,9 +1,11 @@
 //! Requests this agent cannot answer itself go to the server that can, over the
 //! server RPC port: from a client agent, everything but the agent-local API; from
-//! a follower, writes and default/`?consistent` reads (to the leader). `?stale`
-//! reads and `/v1/status/*` stay on any server. The receiving server runs the
-//! request through its own router, so every endpoint behaves identically
-//! wherever it was sent, blocking queries included.
+//! a follower, writes and default/`?consistent` reads (to the leader).
+//! `?stale` reads and `/v1/status/*` stay on any server; a stale read bounded by
+//! `?max_stale` (or `discovery_max_stale`) is re-run on the leader when the
+//! follower's last contact with it is older than the bound. The receiving server
+//! runs the request through its own router, so every endpoint behaves
+//! identically wherever it was sent, blocking queries included.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
 use super::error::ApiError;
+use super::query::{Consistency, Params, ReadMode};
 use crate::agent::Agent;
 use crate::rpc::{ForwardedRequest, ForwardedResponse, Reply, Request as RpcRequest};
 
@@ -34,12 +37,25 @@ const FORWARD_BODY_LIMIT: usize = 48 << 20;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(11 * 60);
 
 pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
-    if !must_forward(&agent, &req) {
-        return next.run(req).await;
+    match route(&agent, &req) {
+        Route::Local => next.run(req).await,
+        Route::Forward => forward(&agent, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Route::StaleBounded(max_stale) => stale_bounded(&agent, req, next, max_stale)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
     }
-    forward(&agent, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Where a request is served.
+enum Route {
+    Local,
+    /// To the leader (from a follower) or to a server (from a client agent).
+    Forward,
+    /// A `max_stale` read on a follower: here, unless the last contact with the
+    /// leader turns out older than the bound.
+    StaleBounded(Duration),
 }
 
 /// Endpoints every agent answers from its own state.
@@ -58,24 +74,94 @@ fn hops(req: &Request) -> usize {
         .unwrap_or(0)
 }
 
-fn must_forward(agent: &Agent, req: &Request) -> bool {
+fn route(agent: &Agent, req: &Request) -> Route {
     let path = req.uri().path();
-    if agent_local(path) || hops(req) >= MAX_HOPS {
-        return false;
-    }
     let consensus = &agent.consensus;
+    if hops(req) >= MAX_HOPS {
+        return Route::Local;
+    }
     if !consensus.server_mode {
-        return true;
+        return if agent_local(path) {
+            Route::Local
+        } else {
+            Route::Forward
+        };
     }
-    if consensus.is_leader() || path.starts_with("/v1/status/") {
-        return false;
+    if agent_local(path) || consensus.is_leader() || path.starts_with("/v1/status/") {
+        return Route::Local;
     }
-    let read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let stale = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|p| p == "stale" || p.starts_with("stale="))
-    });
-    !(read && stale)
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Route::Forward;
+    }
+    let params = Params::parse(req.uri().query().unwrap_or(""));
+    match ReadMode::parse(path, &params, agent.config.discovery_max_stale) {
+        Ok(ReadMode {
+            consistency: Consistency::Stale,
+            max_stale: Some(bound),
+        }) => Route::StaleBounded(bound),
+        Ok(ReadMode {
+            consistency: Consistency::Stale,
+            max_stale: None,
+        }) => Route::Local,
+        Ok(_) => Route::Forward,
+        // The handler answers with the parse error, as the leader would.
+        Err(_) => Route::Local,
+    }
+}
+
+/// Consul's rule for a bounded stale read: serve it here, then, if this server's
+/// last contact with the leader is older than `max_stale`, run it once more on the
+/// leader as a default-mode read and answer with that. Answers that are errors
+/// are not retried (Consul retries only a read that succeeded).
+async fn stale_bounded(
+    agent: &Agent,
+    req: Request,
+    next: Next,
+    max_stale: Duration,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let local = next
+        .run(Request::from_parts(parts, Body::from(body.clone())))
+        .await;
+    let answered = matches!(local.status(), StatusCode::OK | StatusCode::NOT_FOUND);
+    let too_stale = agent
+        .consensus
+        .last_contact()
+        .is_none_or(|since| since > max_stale);
+    if !(answered && too_stale) {
+        return Ok(local);
+    }
+    let mut retry = axum::http::Request::builder()
+        .method(method)
+        .uri(leader_mode_uri(&uri))
+        .body(Body::from(body))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    *retry.headers_mut() = headers;
+    forward(agent, retry).await
+}
+
+/// The same request as a default-mode read: without `stale` and `max_stale`, with
+/// `leader` so that `discovery_max_stale` does not make it stale again.
+fn leader_mode_uri(uri: &axum::http::Uri) -> String {
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !matches!(name, "" | "stale" | "max_stale")
+        })
+        .chain(std::iter::once("leader"))
+        .collect();
+    format!("{}?{}", uri.path(), kept.join("&"))
 }
 
 async fn forward(agent: &Agent, req: Request) -> Result<Response, ApiError> {
@@ -220,5 +306,23 @@ pub async fn serve(app: Router, fwd: ForwardedRequest) -> ForwardedResponse {
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retried_read_asks_for_the_leader() {
+        let uri: axum::http::Uri = "/v1/catalog/nodes?stale&max_stale=1s&index=5&filter=a%3Db"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            leader_mode_uri(&uri),
+            "/v1/catalog/nodes?index=5&filter=a%3Db&leader"
+        );
+        let uri: axum::http::Uri = "/v1/health/service/web".parse().unwrap();
+        assert_eq!(leader_mode_uri(&uri), "/v1/health/service/web?leader");
     }
 }
