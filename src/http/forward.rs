@@ -90,7 +90,14 @@ fn route(agent: &Agent, req: &Request) -> Route {
     if agent_local(path) || consensus.is_leader() || path.starts_with("/v1/status/") {
         return Route::Local;
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    // Writes; and autopilot's view, which only the leader has (Consul forwards
+    // these reads to the leader whatever their mode).
+    if !matches!(*req.method(), Method::GET | Method::HEAD)
+        || matches!(
+            path,
+            "/v1/operator/autopilot/health" | "/v1/operator/autopilot/state"
+        )
+    {
         return Route::Forward;
     }
     let params = Params::parse(req.uri().query().unwrap_or(""));
