@@ -1,6 +1,7 @@
 //! Requests this agent cannot answer itself go to the server that can, over the
-//! server RPC port: from a client agent, everything but the agent-local API; from
-//! a follower, writes and default/`?consistent` reads (to the leader).
+//! server RPC port: from a client agent, everything but the agent-local API (the
+//! Connect CA endpoints under `/v1/agent/` included, their data is the servers');
+//! from a follower, writes and default/`?consistent` reads (to the leader).
 //! `?stale` reads and `/v1/status/*` stay on any server; a stale read bounded by
 //! `?max_stale` (or `discovery_max_stale`) is re-run on the leader when the
 //! follower's last contact with it is older than the bound. The receiving server
@@ -66,6 +67,14 @@ fn agent_local(path: &str) -> bool {
         || path == "/v1/operator/keyring"
 }
 
+/// Agent endpoints whose answer comes from the replicated state: the Connect CA
+/// roots and leaf certificates (Consul's agents fetch them from the servers with
+/// stale reads). Any server answers them from its replica; a client agent has
+/// none and must ask a server.
+fn needs_replica(path: &str) -> bool {
+    path == "/v1/agent/connect/ca/roots" || path.starts_with("/v1/agent/connect/ca/leaf/")
+}
+
 fn hops(req: &Request) -> usize {
     req.headers()
         .get(HOPS)
@@ -81,7 +90,7 @@ fn route(agent: &Agent, req: &Request) -> Route {
         return Route::Local;
     }
     if !consensus.server_mode {
-        return if agent_local(path) {
+        return if agent_local(path) && !needs_replica(path) {
             Route::Local
         } else {
             Route::Forward
@@ -331,5 +340,14 @@ mod tests {
         );
         let uri: axum::http::Uri = "/v1/health/service/web".parse().unwrap();
         assert_eq!(leader_mode_uri(&uri), "/v1/health/service/web?leader");
+    }
+
+    #[test]
+    fn client_agents_forward_the_connect_ca_endpoints() {
+        assert!(agent_local("/v1/agent/connect/ca/roots"));
+        assert!(needs_replica("/v1/agent/connect/ca/roots"));
+        assert!(needs_replica("/v1/agent/connect/ca/leaf/web"));
+        assert!(!needs_replica("/v1/agent/connect/authorize"));
+        assert!(!needs_replica("/v1/agent/services"));
     }
 }
