@@ -245,3 +245,38 @@ fn config_file_services_and_reload() {
     assert_eq!(svcs["redis"]["Meta"]["some"], "meta");
     assert!(svcs.get("fromfile").is_some());
 }
+
+#[test]
+fn raft_timing_follows_raft_multiplier() {
+    // Consul's defaults: multiplier 5 on a server, 1 under -dev; the base timing
+    // is hashicorp/raft's (1s heartbeat and election timeout, 500ms lease).
+    let timing = |a: &Agent| {
+        let c = a.get("/v1/agent/self").json()["DebugConfig"].clone();
+        (
+            c["ConsulRaftHeartbeatTimeout"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            c["ConsulRaftElectionTimeout"].as_str().unwrap().to_string(),
+            c["ConsulRaftLeaderLeaseTimeout"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let dir = Agent::scratch("raft-mult");
+    let server = Agent::server(&dir);
+    assert_eq!(timing(&server), ("5s".into(), "5s".into(), "2.5s".into()));
+    drop(server);
+    let dev = Agent::dev();
+    assert_eq!(timing(&dev), ("1s".into(), "1s".into(), "500ms".into()));
+    drop(dev);
+    let three = Agent::start(
+        vec![
+            "-dev".into(),
+            "-hcl=performance { raft_multiplier = 3 }".into(),
+        ],
+        None,
+    );
+    assert_eq!(timing(&three), ("3s".into(), "3s".into(), "1.5s".into()));
+}

@@ -60,7 +60,12 @@ fn start_cluster(net: &str, tag: &str) -> Cluster {
     let joins: Vec<String> = (1..=3).map(|i| format!("-retry-join={net}.{i}")).collect();
     let servers: Vec<Agent> = (1..=3)
         .map(|i| {
-            let mut args = vec!["-server".to_string(), "-bootstrap-expect=3".to_string()];
+            // Consul's fastest Raft timing keeps the failover below short.
+            let mut args = vec![
+                "-server".to_string(),
+                "-bootstrap-expect=3".to_string(),
+                "-hcl=performance { raft_multiplier = 1 }".to_string(),
+            ];
             args.extend(joins.clone());
             Agent::start_at(
                 &format!("{net}.{i}"),

@@ -2,7 +2,8 @@
 //! member tags as Consul sets them), servers found through it (where a client agent
 //! forwards; who a server bootstraps with under `bootstrap_expect`), user events
 //! arriving by gossip, and the leader's reconciliation of gossip members into the
-//! catalog and the Raft configuration (Consul's `leader.go` reconcile loop).
+//! catalog and the Raft configuration (Consul's `leader.go` reconcile loop), with
+//! autopilot's periodic passes ([`super::autopilot`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -160,11 +161,17 @@ pub async fn run(agent: Arc<Agent>) {
     let mut events = gossip.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_reconcile = Duration::ZERO;
+    let mut since_health = Duration::ZERO;
+    let mut since_cleanup = Duration::ZERO;
     loop {
         let mut membership_changed = false;
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
-            _ = tick.tick() => { since_reconcile += Duration::from_secs(1); }
+            _ = tick.tick() => {
+                since_reconcile += Duration::from_secs(1);
+                since_health += Duration::from_secs(1);
+                since_cleanup += Duration::from_secs(1);
+            }
             ev = events.recv() => match ev {
                 Ok(GossipEvent::UserEvent(e)) => {
                     super::events::deliver_from_gossip(&agent, &e.name, &e.payload, e.ltime);
@@ -191,6 +198,17 @@ pub async fn run(agent: Arc<Agent>) {
             since_reconcile = Duration::ZERO;
             if let Err(e) = reconcile(&agent, &members, &servers).await {
                 tracing::warn!(error = %e, "reconciling members failed; will retry");
+            }
+        }
+        if agent.consensus.is_leader() {
+            // Refreshing health keeps each server's StableSince current.
+            if since_health >= super::autopilot::HEALTH_INTERVAL {
+                since_health = Duration::ZERO;
+                super::autopilot::health(&agent);
+            }
+            if since_cleanup >= super::autopilot::CLEANUP_INTERVAL {
+                since_cleanup = Duration::ZERO;
+                super::autopilot::cleanup_dead_servers(&agent).await;
             }
         }
     }

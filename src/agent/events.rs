@@ -20,11 +20,10 @@ use tokio::sync::watch;
 use super::Agent;
 use super::cluster::USER_EVENT_PREFIX;
 use crate::acl::Access;
-use crate::http::blocking::meta;
 use crate::http::endpoint;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::query::QueryOptions;
-use crate::http::response::{json, json_with_meta};
+use crate::http::response::json;
 
 const RING: usize = 256;
 /// Serf's limit on a user event (name and payload) before encoding.
@@ -243,7 +242,12 @@ async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<
         .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
         .cloned()
         .collect();
-    let mut m = meta(&agent, agent.events.index(), None);
-    m.index = agent.events.index();
-    Ok(json_with_meta(&events, &m, opts.pretty))
+    // Events are this agent's own, not the servers': like Consul, only the
+    // pseudo-index is reported, no leader or last-contact metadata.
+    let mut r = json(&events, opts.pretty);
+    r.headers_mut().insert(
+        "X-Consul-Index",
+        axum::http::HeaderValue::from(agent.events.index()),
+    );
+    Ok(r)
 }

@@ -136,6 +136,8 @@ pub fn member(agent: &Agent) -> serde_json::Value {
 async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::AgentRead)?;
     let cfg = &agent.config;
+    let raft = crate::raft::RaftTimings::scaled(cfg.raft_multiplier);
+    let dur = crate::config::format_go_duration;
     let body = json!({
         "Config": {
             "Datacenter": cfg.datacenter,
@@ -158,6 +160,9 @@ async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiR
             "RPCAdvertiseAddr": format!("tcp://{}", agent.server_rpc_addr()),
             "Bootstrap": cfg.bootstrap,
             "BootstrapExpect": cfg.bootstrap_expect,
+            "ConsulRaftElectionTimeout": dur(raft.election_timeout),
+            "ConsulRaftHeartbeatTimeout": dur(raft.heartbeat_timeout),
+            "ConsulRaftLeaderLeaseTimeout": dur(raft.leader_lease_timeout),
             "ACLsEnabled": cfg.acl.enabled,
             "EnableScriptChecks": cfg.enable_script_checks,
             "EnableLocalScriptChecks": cfg.enable_local_script_checks,

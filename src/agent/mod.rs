@@ -3,6 +3,7 @@
 //! through [`Agent`].
 
 pub mod alias;
+pub mod autopilot;
 pub mod checks;
 pub mod cluster;
 pub mod events;
@@ -44,6 +45,8 @@ pub struct Agent {
     pub local: local::LocalState,
     /// Connect leaf certificates issued by this agent.
     pub leaf_cache: crate::connect::http::LeafCache,
+    /// Autopilot's memory of server health (when each last changed).
+    pub autopilot: autopilot::Autopilot,
     /// Freshness bookkeeping for `?cached` reads.
     pub http_cache: crate::http::cache::AgentCache,
     /// Recent user events.
@@ -143,6 +146,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
             threshold: config.raft_snapshot_threshold,
             trailing_logs: config.raft_trailing_logs,
         },
+        crate::raft::RaftTimings::scaled(config.raft_multiplier),
     )
     .await
     .context("starting raft")?;
@@ -176,6 +180,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         session_timers: session_ttl::SessionTimers::default(),
         local: local::LocalState::default(),
         leaf_cache: Default::default(),
+        autopilot: Default::default(),
         http_cache: Default::default(),
         events: Default::default(),
         sync_lock: tokio::sync::Mutex::new(0),

@@ -1,6 +1,7 @@
-//! Anti-entropy: makes this node's catalog entries match the agent's local state.
-//! Runs at once after every local change and periodically to repair drift (a
-//! service deleted from the catalog behind the agent's back comes back).
+//! Anti-entropy: makes this node's catalog entries match the agent's local state:
+//! the node itself (address, tagged addresses, node meta), its services and its
+//! checks. Runs at once after every local change and periodically to repair drift
+//! (a service deleted or node meta overwritten behind the agent's back comes back).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use super::Agent;
 use super::leader::self_registration;
 use crate::fsm::{Command, Registration};
-use crate::structs::{CONSUL_SERVICE, HealthCheck, NodeService, SERF_CHECK_ID};
+use crate::structs::{CONSUL_SERVICE, HealthCheck, Node, NodeService, SERF_CHECK_ID};
 
 /// The full sync period (Consul scales its 1m interval with cluster size).
 const FULL_SYNC: Duration = Duration::from_secs(60);
@@ -18,6 +19,13 @@ fn same_service(local: &NodeService, catalog: &NodeService) -> bool {
     c.create_index = 0;
     c.modify_index = 0;
     &c == local
+}
+
+fn same_node(local: &Node, catalog: &Node) -> bool {
+    local.id.eq_ignore_ascii_case(&catalog.id)
+        && local.address == catalog.address
+        && local.tagged_addresses == catalog.tagged_addresses
+        && local.meta == catalog.meta
 }
 
 fn same_check(local: &HealthCheck, catalog: &HealthCheck) -> bool {
@@ -57,9 +65,23 @@ pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<(
     }
     let version = agent.local.version();
     let node = self_registration(agent).node;
-    let (catalog_services, catalog_checks) = catalog_entries(agent, &node.node).await?;
+    let (catalog_node, catalog_services, catalog_checks) =
+        catalog_entries(agent, &node.node).await?;
     let local_checks = agent.local.checks();
     let mut writes = Vec::new();
+
+    // The node entry first (Consul's `syncNodeInfo`): registered if missing,
+    // rewritten if its ID, address, tagged addresses or meta drifted from the
+    // agent's, whoever changed them. Service and check writes below keep it.
+    if !catalog_node.as_ref().is_some_and(|c| same_node(&node, c)) {
+        tracing::info!("Synced node info");
+        writes.push(Command::Register(Registration {
+            node: node.clone(),
+            skip_node_update: false,
+            service: None,
+            checks: Vec::new(),
+        }));
+    }
 
     for svc in agent.local.services() {
         let mut svc = svc;
@@ -149,20 +171,25 @@ pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<(
     Ok(())
 }
 
-/// This node's services and checks as the catalog has them: from the local replica
-/// on a server, from a server on a client agent (which has no replica).
+/// This node's entry, services and checks as the catalog has them: from the local
+/// replica on a server, from a server on a client agent (which has no replica).
 async fn catalog_entries(
     agent: &Agent,
     node: &str,
-) -> anyhow::Result<(Vec<NodeService>, Vec<HealthCheck>)> {
+) -> anyhow::Result<(Option<Node>, Vec<NodeService>, Vec<HealthCheck>)> {
     if agent.config.server {
         let r = agent.store.read()?;
         let v = r.view();
-        return Ok((v.services_of_node(node)?, v.node_checks(node)?));
+        return Ok((
+            v.node(node)?,
+            v.services_of_node(node)?,
+            v.node_checks(node)?,
+        ));
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct NodeServices {
+        node: Node,
         services: Vec<NodeService>,
     }
     let get = |uri: String| async move {
@@ -171,11 +198,12 @@ async fn catalog_entries(
             .map_err(|e| anyhow::anyhow!("{}", e.body))
     };
     let services = get(format!("/v1/catalog/node-services/{node}")).await?;
-    let services = serde_json::from_slice::<Option<NodeServices>>(&services)?
-        .map(|n| n.services)
-        .unwrap_or_default();
+    let (node_entry, services) = match serde_json::from_slice::<Option<NodeServices>>(&services)? {
+        Some(n) => (Some(n.node), n.services),
+        None => (None, Vec::new()),
+    };
     let checks = get(format!("/v1/health/node/{node}")).await?;
-    Ok((services, serde_json::from_slice(&checks)?))
+    Ok((node_entry, services, serde_json::from_slice(&checks)?))
 }
 
 /// The sync loop, plus the TTL clock and the critical-service reaper.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map as JsonMap, Value, json};
 
-pub use duration::{format_go_duration, parse_go_duration};
+pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos};
 pub use flags::AgentFlags;
 
 use file::{Format, normalize_source, parse_source, read_path};
@@ -316,6 +316,9 @@ pub struct RuntimeConfig {
     pub check_output_max_size: usize,
     pub max_query_time: Duration,
     pub default_query_time: Duration,
+    /// Default-mode `/v1/catalog` and `/v1/health` reads become stale reads
+    /// bounded by this (0: off), as `?max_stale` bounds them.
+    pub discovery_max_stale: Duration,
     pub raft_multiplier: u32,
     /// Applied Raft entries between snapshots (`raft_snapshot_threshold`).
     pub raft_snapshot_threshold: u64,
@@ -886,6 +889,7 @@ fn build(
         check_output_max_size: usize::try_from(check_output_max_size).unwrap_or(usize::MAX),
         max_query_time: c.dur("max_query_time", Duration::from_secs(600))?,
         default_query_time: c.dur("default_query_time", Duration::from_secs(300))?,
+        discovery_max_stale: c.dur("discovery_max_stale", Duration::ZERO)?,
         raft_multiplier: raft_multiplier as u32,
         raft_snapshot_threshold: c.u64("raft_snapshot_threshold", 16384)?,
         raft_trailing_logs: c.u64("raft_trailing_logs", 10240)?,

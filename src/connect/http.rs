@@ -1,5 +1,6 @@
 //! Connect endpoints: CA roots and configuration, agent leaf certificates, and
-//! authorize.
+//! authorize. A client agent's `/v1/agent/connect/ca/*` requests are answered
+//! by a server (see [`crate::http::forward`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -222,10 +223,12 @@ async fn set_config(
     Ok(empty())
 }
 
-/// Leaf certificates are cached per service until the root changes.
+/// Leaf certificates are cached per agent and service until the root changes. A
+/// server also signs for the client agents that forward these requests to it,
+/// and each agent keeps a certificate of its own, as in Consul.
 #[derive(Default)]
 pub struct LeafCache {
-    certs: Mutex<HashMap<String, (String, IssuedCert)>>,
+    certs: Mutex<HashMap<(String, String), (String, IssuedCert)>>,
 }
 
 async fn leaf(
@@ -254,7 +257,8 @@ async fn leaf(
         .certs
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let cert = match cache.get(&service) {
+    let key = (opts.agent_node.clone(), service.clone());
+    let cert = match cache.get(&key) {
         Some((root, cert)) if *root == ca.active_root_id => cert.clone(),
         _ => {
             let mut cert = sign_leaf(
@@ -266,7 +270,7 @@ async fn leaf(
             .map_err(|e| ApiError::internal(format!("error signing leaf certificate: {e}")))?;
             cert.create_index = ans.meta.index;
             cert.modify_index = ans.meta.index;
-            cache.insert(service.clone(), (ca.active_root_id.clone(), cert.clone()));
+            cache.insert(key, (ca.active_root_id.clone(), cert.clone()));
             cert
         }
     };

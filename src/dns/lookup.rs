@@ -87,8 +87,10 @@ async fn from_server<T: serde::de::DeserializeOwned>(
     settings: &Settings,
     uri: &str,
 ) -> LookupResult<T> {
+    // The server applies `max_stale` as it does for HTTP reads: a follower whose
+    // last contact with the leader is older hands the read to the leader.
     let uri = if settings.allow_stale {
-        format!("{uri}?stale")
+        format!("{uri}?stale&max_stale={}ns", settings.max_stale.as_nanos())
     } else {
         uri.to_string()
     };

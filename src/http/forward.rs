@@ -1,11 +1,14 @@
 //! Requests this agent cannot answer itself go to the server that can, over the
-//! server RPC port: from a client agent, everything but the agent-local API; from
-//! a follower, writes and default/`?consistent` reads (to the leader). `?stale`
-//! reads, `/v1/status/*` and the datacenter list stay on any server. A request
-//! naming another datacenter with `?dc=` goes from a client agent to its server
-//! and from there to a server of that datacenter, found through the WAN pool,
-//! which serves it as if it had been sent there. The receiving server runs the
-//! request through its own router, so every endpoint behaves identically
+//! server RPC port: from a client agent, everything but the agent-local API (the
+//! Connect CA endpoints under `/v1/agent/` included, their data is the servers');
+//! from a follower, writes and default/`?consistent` reads (to the leader).
+//! `?stale` reads, `/v1/status/*` and the datacenter list stay on any server; a
+//! stale read bounded by `?max_stale` (or `discovery_max_stale`) is re-run on the
+//! leader when the follower's last contact with it is older than the bound. A
+//! request naming another datacenter with `?dc=` goes from a client agent to its
+//! server and from there to a server of that datacenter, found through the WAN
+//! pool, which serves it as if it had been sent there. The receiving server runs
+//! the request through its own router, so every endpoint behaves identically
 //! wherever it was sent, blocking queries and response headers included.
 
 use std::net::SocketAddr;
@@ -21,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
 use super::error::ApiError;
-use super::query::Params;
+use super::query::{Consistency, Params, ReadMode};
 use crate::agent::Agent;
 use crate::rpc::client::RpcError;
 use crate::rpc::{ForwardedRequest, ForwardedResponse, Reply, Request as RpcRequest};
@@ -50,38 +53,24 @@ const DC_NOT_AVAILABLE: &str = "Remote DC has no server currently reachable";
 
 /// Where a request is answered.
 enum Route {
-    Here,
-    /// The leader (from a follower) or any server (from a client agent).
-    Servers,
-    /// A server of another datacenter.
+    Local,
+    /// To the leader (from a follower) or to a server (from a client agent).
+    Forward,
+    /// To a server of another datacenter.
     Datacenter(String),
+    /// A `max_stale` read on a follower: here, unless the last contact with the
+    /// leader turns out older than the bound.
+    StaleBounded(Duration),
 }
 
 pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     let result = match route(&agent, &req) {
-        Route::Here => return next.run(req).await,
-        Route::Servers => forward(&agent, req).await,
+        Route::Local => return next.run(req).await,
+        Route::Forward => forward(&agent, req).await,
         Route::Datacenter(dc) => forward_dc(&agent, &dc, req).await,
+        Route::StaleBounded(max_stale) => stale_bounded(&agent, req, next, max_stale).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn route(agent: &Agent, req: &Request) -> Route {
-    if let Some(dc) = other_datacenter(agent, req) {
-        return if !agent.consensus.server_mode {
-            Route::Servers
-        } else if req.headers().contains_key(FROM_DC) {
-            // The handler answers "No path to datacenter".
-            Route::Here
-        } else {
-            Route::Datacenter(dc)
-        };
-    }
-    if must_forward(agent, req) {
-        Route::Servers
-    } else {
-        Route::Here
-    }
 }
 
 /// Endpoints every agent answers from its own state.
@@ -109,6 +98,14 @@ fn other_datacenter(agent: &Agent, req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Agent endpoints whose answer comes from the replicated state: the Connect CA
+/// roots and leaf certificates (Consul's agents fetch them from the servers with
+/// stale reads). Any server answers them from its replica; a client agent has
+/// none and must ask a server.
+fn needs_replica(path: &str) -> bool {
+    path == "/v1/agent/connect/ca/roots" || path.starts_with("/v1/agent/connect/ca/leaf/")
+}
+
 fn hops(req: &Request) -> usize {
     req.headers()
         .get(HOPS)
@@ -117,25 +114,115 @@ fn hops(req: &Request) -> usize {
         .unwrap_or(0)
 }
 
-fn must_forward(agent: &Agent, req: &Request) -> bool {
+fn route(agent: &Agent, req: &Request) -> Route {
+    if let Some(dc) = other_datacenter(agent, req) {
+        return if !agent.consensus.server_mode {
+            Route::Forward
+        } else if req.headers().contains_key(FROM_DC) {
+            // The handler answers "No path to datacenter".
+            Route::Local
+        } else {
+            Route::Datacenter(dc)
+        };
+    }
     let path = req.uri().path();
-    if agent_local(path) || hops(req) >= MAX_HOPS {
-        return false;
-    }
     let consensus = &agent.consensus;
+    if hops(req) >= MAX_HOPS {
+        return Route::Local;
+    }
     if !consensus.server_mode {
-        return true;
+        return if agent_local(path) && !needs_replica(path) {
+            Route::Local
+        } else {
+            Route::Forward
+        };
     }
-    if consensus.is_leader() || path.starts_with("/v1/status/") || path == "/v1/catalog/datacenters"
+    if agent_local(path)
+        || consensus.is_leader()
+        || path.starts_with("/v1/status/")
+        || path == "/v1/catalog/datacenters"
     {
-        return false;
+        return Route::Local;
     }
-    let read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let stale = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|p| p == "stale" || p.starts_with("stale="))
-    });
-    !(read && stale)
+    // Writes; and autopilot's view, which only the leader has (Consul forwards
+    // these reads to the leader whatever their mode).
+    if !matches!(*req.method(), Method::GET | Method::HEAD)
+        || matches!(
+            path,
+            "/v1/operator/autopilot/health" | "/v1/operator/autopilot/state"
+        )
+    {
+        return Route::Forward;
+    }
+    let params = Params::parse(req.uri().query().unwrap_or(""));
+    match ReadMode::parse(path, &params, agent.config.discovery_max_stale) {
+        Ok(ReadMode {
+            consistency: Consistency::Stale,
+            max_stale: Some(bound),
+        }) => Route::StaleBounded(bound),
+        Ok(ReadMode {
+            consistency: Consistency::Stale,
+            max_stale: None,
+        }) => Route::Local,
+        Ok(_) => Route::Forward,
+        // The handler answers with the parse error, as the leader would.
+        Err(_) => Route::Local,
+    }
+}
+
+/// Consul's rule for a bounded stale read: serve it here, then, if this server's
+/// last contact with the leader is older than `max_stale`, run it once more on the
+/// leader as a default-mode read and answer with that. Answers that are errors
+/// are not retried (Consul retries only a read that succeeded).
+async fn stale_bounded(
+    agent: &Agent,
+    req: Request,
+    next: Next,
+    max_stale: Duration,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let local = next
+        .run(Request::from_parts(parts, Body::from(body.clone())))
+        .await;
+    let answered = matches!(local.status(), StatusCode::OK | StatusCode::NOT_FOUND);
+    let too_stale = agent
+        .consensus
+        .last_contact()
+        .is_none_or(|since| since > max_stale);
+    if !(answered && too_stale) {
+        return Ok(local);
+    }
+    let mut retry = axum::http::Request::builder()
+        .method(method)
+        .uri(leader_mode_uri(&uri))
+        .body(Body::from(body))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    *retry.headers_mut() = headers;
+    forward(agent, retry).await
+}
+
+/// The same request as a default-mode read: without `stale` and `max_stale`, with
+/// `leader` so that `discovery_max_stale` does not make it stale again.
+fn leader_mode_uri(uri: &axum::http::Uri) -> String {
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !matches!(name, "" | "stale" | "max_stale")
+        })
+        .chain(std::iter::once("leader"))
+        .collect();
+    format!("{}?{}", uri.path(), kept.join("&"))
 }
 
 /// The request as it travels over RPC, with `extra` headers replacing any of
@@ -378,5 +465,32 @@ pub async fn serve(app: Router, fwd: ForwardedRequest) -> ForwardedResponse {
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retried_read_asks_for_the_leader() {
+        let uri: axum::http::Uri = "/v1/catalog/nodes?stale&max_stale=1s&index=5&filter=a%3Db"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            leader_mode_uri(&uri),
+            "/v1/catalog/nodes?index=5&filter=a%3Db&leader"
+        );
+        let uri: axum::http::Uri = "/v1/health/service/web".parse().unwrap();
+        assert_eq!(leader_mode_uri(&uri), "/v1/health/service/web?leader");
+    }
+
+    #[test]
+    fn client_agents_forward_the_connect_ca_endpoints() {
+        assert!(agent_local("/v1/agent/connect/ca/roots"));
+        assert!(needs_replica("/v1/agent/connect/ca/roots"));
+        assert!(needs_replica("/v1/agent/connect/ca/leaf/web"));
+        assert!(!needs_replica("/v1/agent/connect/authorize"));
+        assert!(!needs_replica("/v1/agent/services"));
     }
 }

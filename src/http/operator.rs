@@ -1,6 +1,6 @@
 //! `/v1/operator/raft/*` and `/v1/operator/autopilot/*`: the Raft configuration as
 //! openraft knows it, peer removal, and the autopilot configuration (replicated,
-//! with CAS) and health.
+//! with CAS), health and state as [`crate::agent::autopilot`] computes them.
 
 use std::sync::Arc;
 
@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::blocking::{Found, blocking};
@@ -19,15 +18,12 @@ use super::error::{ApiError, ApiResult};
 use super::query::QueryOptions;
 use super::response::{json, json_status, json_with_meta};
 use crate::acl::Access;
-use crate::agent::{Agent, CONSUL_VERSION};
-use crate::config::format_go_duration;
+use crate::agent::Agent;
+use crate::agent::autopilot::{self, AUTOPILOT_DOC, AutopilotConfig, ServerHealth};
 use crate::fsm::{Command, Response as FsmResponse};
 use crate::raft::raft_id;
 use crate::state::{Table, WatchKey};
-use crate::structs::codec::null_default;
 use crate::structs::decode;
-
-const AUTOPILOT_DOC: &str = "autopilot-config";
 
 pub fn router() -> Router<Arc<Agent>> {
     Router::new()
@@ -145,48 +141,6 @@ async fn transfer_leader(
     Ok(json(&serde_json::json!({ "Success": true }), opts.pretty))
 }
 
-/// The replicated autopilot configuration, in Consul's JSON shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AutopilotConfig {
-    #[serde(default, deserialize_with = "null_default")]
-    cleanup_dead_servers: bool,
-    #[serde(default, deserialize_with = "null_default")]
-    last_contact_threshold: String,
-    #[serde(default, deserialize_with = "null_default")]
-    max_trailing_logs: u64,
-    #[serde(default, deserialize_with = "null_default")]
-    min_quorum: u32,
-    #[serde(default, deserialize_with = "null_default")]
-    server_stabilization_time: String,
-    #[serde(default, deserialize_with = "null_default")]
-    redundancy_zone_tag: String,
-    #[serde(default, deserialize_with = "null_default")]
-    disable_upgrade_migration: bool,
-    #[serde(default, deserialize_with = "null_default")]
-    upgrade_version_tag: String,
-    #[serde(default, deserialize_with = "null_default")]
-    create_index: u64,
-    #[serde(default, deserialize_with = "null_default")]
-    modify_index: u64,
-}
-
-fn default_autopilot(agent: &Agent) -> AutopilotConfig {
-    let a = &agent.config.autopilot;
-    AutopilotConfig {
-        cleanup_dead_servers: a.cleanup_dead_servers,
-        last_contact_threshold: format_go_duration(a.last_contact_threshold),
-        max_trailing_logs: a.max_trailing_logs,
-        min_quorum: a.min_quorum,
-        server_stabilization_time: format_go_duration(a.server_stabilization_time),
-        redundancy_zone_tag: String::new(),
-        disable_upgrade_migration: false,
-        upgrade_version_tag: String::new(),
-        create_index: 0,
-        modify_index: 0,
-    }
-}
-
 async fn get_autopilot(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorRead)?;
     let ans = blocking(
@@ -200,7 +154,9 @@ async fn get_autopilot(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> A
         },
     )
     .await?;
-    let conf = ans.value.unwrap_or_else(|| default_autopilot(&agent));
+    let conf = ans
+        .value
+        .unwrap_or_else(|| AutopilotConfig::from_agent(&agent));
     Ok(json_with_meta(&conf, &ans.meta, opts.pretty))
 }
 
@@ -246,32 +202,22 @@ async fn set_autopilot(
     }
 }
 
-fn server_health(agent: &Agent) -> Vec<serde_json::Value> {
-    let leader = agent.consensus.leader();
-    let metrics = agent.consensus.raft.metrics();
-    let m = metrics.borrow();
-    agent
-        .consensus
-        .voters()
-        .into_iter()
-        .map(|n| {
-            let is_leader = leader.as_ref().is_some_and(|l| l.node_id == n.node_id);
-            json!({
-                "ID": n.node_id,
-                "Name": n.name,
-                "Address": n.addr,
-                "SerfStatus": "alive",
-                "Version": CONSUL_VERSION,
-                "Leader": is_leader,
-                "LastContact": "0s",
-                "LastTerm": m.current_term,
-                "LastIndex": m.last_applied.map_or(0, |l| l.index),
-                "Healthy": true,
-                "Voter": true,
-                "StableSince": "1970-01-01T00:00:00Z",
-            })
-        })
-        .collect()
+/// One server in `/v1/operator/autopilot/health`'s shape.
+fn server_json(s: &ServerHealth) -> serde_json::Value {
+    json!({
+        "ID": s.id,
+        "Name": s.name,
+        "Address": s.address,
+        "SerfStatus": s.serf_status,
+        "Version": s.version,
+        "Leader": s.leader,
+        "LastContact": s.last_contact_text(),
+        "LastTerm": s.last_term,
+        "LastIndex": s.last_index,
+        "Healthy": s.healthy,
+        "Voter": s.voter,
+        "StableSince": s.stable_since_text(),
+    })
 }
 
 async fn autopilot_health(
@@ -279,15 +225,15 @@ async fn autopilot_health(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorRead)?;
-    let servers = server_health(&agent);
-    let voters = servers.len();
-    let healthy = agent.consensus.leader().is_some();
+    let health = autopilot::health(&agent);
     let body = json!({
-        "Healthy": healthy,
-        "FailureTolerance": voters.saturating_sub(1) / 2,
-        "Servers": servers,
+        "Healthy": health.healthy,
+        "FailureTolerance": health.failure_tolerance,
+        "Servers": health.servers.iter().map(server_json).collect::<Vec<_>>(),
     });
-    let status = if healthy {
+    // Consul answers 429 while any server is unhealthy, so a load balancer or a
+    // script can tell without reading the body.
+    let status = if health.healthy {
         StatusCode::OK
     } else {
         StatusCode::TOO_MANY_REQUESTS
@@ -300,42 +246,48 @@ async fn autopilot_state(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorRead)?;
-    let servers = server_health(&agent);
+    let health = autopilot::health(&agent);
     let mut map = serde_json::Map::new();
     let mut voters = Vec::new();
     let mut leader_id = String::new();
-    for s in &servers {
-        let id = s["ID"].as_str().unwrap_or_default().to_string();
-        if s["Leader"].as_bool() == Some(true) {
-            leader_id = id.clone();
+    for s in &health.servers {
+        if s.leader {
+            leader_id = s.id.clone();
         }
-        voters.push(id.clone());
+        if s.voter {
+            voters.push(s.id.clone());
+        }
+        let status = match (s.leader, s.voter) {
+            (true, _) => "leader",
+            (false, true) => "voter",
+            (false, false) => "non-voter",
+        };
         map.insert(
-            id.clone(),
+            s.id.clone(),
             json!({
-                "ID": id,
-                "Name": s["Name"],
-                "Address": s["Address"],
-                "NodeStatus": "alive",
-                "Version": CONSUL_VERSION,
-                "LastContact": "0s",
-                "LastTerm": s["LastTerm"],
-                "LastIndex": s["LastIndex"],
-                "Healthy": true,
-                "StableSince": s["StableSince"],
+                "ID": s.id,
+                "Name": s.name,
+                "Address": s.address,
+                "NodeStatus": s.serf_status,
+                "Version": s.version,
+                "LastContact": s.last_contact_text(),
+                "LastTerm": s.last_term,
+                "LastIndex": s.last_index,
+                "Healthy": s.healthy,
+                "StableSince": s.stable_since_text(),
                 "ReadReplica": false,
-                "Status": if s["Leader"].as_bool() == Some(true) { "leader" } else { "voter" },
+                "Status": status,
                 "Meta": { "consul-network-segment": "" },
                 "NodeType": "voter",
             }),
         );
     }
-    let n = voters.len();
     Ok(json(
         &json!({
-            "Healthy": agent.consensus.leader().is_some(),
-            "FailureTolerance": n.saturating_sub(1) / 2,
-            "OptimisticFailureTolerance": n.saturating_sub(1) / 2,
+            "Healthy": health.healthy,
+            "FailureTolerance": health.failure_tolerance,
+            // Without Consul Enterprise's features the two are the same.
+            "OptimisticFailureTolerance": health.failure_tolerance,
             "Servers": map,
             "Leader": leader_id,
             "Voters": voters,

@@ -75,6 +75,71 @@ impl Consistency {
     }
 }
 
+/// The read mode a request asks for, as Consul's `parseConsistency` derives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMode {
+    pub consistency: Consistency,
+    /// `Some` (and positive) when a stale read is bounded: a follower whose last
+    /// contact with the leader is older re-runs the read on the leader.
+    pub max_stale: Option<Duration>,
+}
+
+impl ReadMode {
+    /// `?stale`, `?consistent`, `?leader`, `?cached` and `?max_stale=<dur>`. A
+    /// positive `max_stale` implies `stale`. A request naming none of them on
+    /// `/v1/catalog` or `/v1/health` is a bounded stale read when the agent sets
+    /// `discovery_max_stale`.
+    pub fn parse(
+        path: &str,
+        params: &Params,
+        discovery_max_stale: Duration,
+    ) -> Result<ReadMode, ApiError> {
+        let mut stale = params.has("stale");
+        let consistent = params.has("consistent");
+        let cached = params.has("cached");
+        let mut defaults = !(stale || consistent || cached || params.has("leader"));
+        let mut max_stale = None;
+        if let Some(ms) = params.get("max_stale").filter(|v| !v.is_empty()) {
+            let d = crate::config::parse_go_duration_nanos(ms)
+                .map_err(|_| ApiError::bad_request(format!("Invalid max_stale value {ms:?}")))?;
+            // Zero or negative: parsed, but it neither bounds nor implies staleness.
+            if d > 0 {
+                max_stale = Some(Duration::from_nanos(d as u64));
+                stale = true;
+                defaults = false;
+            }
+        }
+        if defaults
+            && !discovery_max_stale.is_zero()
+            && (path.starts_with("/v1/catalog") || path.starts_with("/v1/health"))
+        {
+            max_stale = Some(discovery_max_stale);
+            stale = true;
+        }
+        if stale && consistent {
+            return Err(ApiError::bad_request(
+                "Cannot specify ?stale with ?consistent, conflicting semantics.",
+            ));
+        }
+        if cached && consistent {
+            return Err(ApiError::bad_request(
+                "Cannot specify ?cached with ?consistent, conflicting semantics.",
+            ));
+        }
+        let consistency = if consistent {
+            Consistency::Consistent
+        } else if stale {
+            Consistency::Stale
+        } else {
+            Consistency::Default
+        };
+        Ok(ReadMode {
+            consistency,
+            max_stale,
+        })
+    }
+}
+
 /// Everything a read endpoint needs from the query string and headers.
 pub struct QueryOptions {
     pub params: Params,
@@ -161,33 +226,10 @@ impl QueryOptions {
                 .map_err(|_| ApiError::bad_request("Invalid index"))?;
         }
 
-        let stale = params.has("stale");
-        let consistent = params.has("consistent");
-        let cached = params.has("cached");
-        if stale && consistent {
-            return Err(ApiError::bad_request(
-                "Cannot specify ?stale with ?consistent, conflicting semantics.",
-            ));
-        }
-        if cached && consistent {
-            return Err(ApiError::bad_request(
-                "Cannot specify ?cached with ?consistent, conflicting semantics.",
-            ));
-        }
-        let mut max_stale = None;
-        if let Some(ms) = params.get("max_stale") {
-            max_stale =
-                Some(parse_go_duration(ms).map_err(|_| {
-                    ApiError::bad_request(format!("Invalid max_stale value {ms:?}"))
-                })?);
-        }
-        let consistency = if consistent {
-            Consistency::Consistent
-        } else if stale || max_stale.is_some_and(|d| !d.is_zero()) {
-            Consistency::Stale
-        } else {
-            Consistency::Default
-        };
+        let mode = ReadMode::parse(parts.uri.path(), &params, agent.config.discovery_max_stale)?;
+        // A bound on staleness is the forwarding middleware's business: by the time
+        // a handler runs, the read is served here.
+        let consistency = mode.consistency;
 
         let filter_text = params.get("filter").unwrap_or("").to_string();
         let filter = if filter_text.is_empty() {
@@ -253,5 +295,54 @@ impl FromRequestParts<Arc<Agent>> for QueryOptions {
         agent: &Arc<Agent>,
     ) -> Result<Self, Self::Rejection> {
         QueryOptions::from_parts(parts, agent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &str, query: &str, discovery: Duration) -> Result<ReadMode, ApiError> {
+        ReadMode::parse(path, &Params::parse(query), discovery)
+    }
+
+    #[test]
+    fn max_stale_implies_stale() {
+        let m = mode("/v1/kv/a", "max_stale=5s", Duration::ZERO).unwrap();
+        assert_eq!(m.consistency, Consistency::Stale);
+        assert_eq!(m.max_stale, Some(Duration::from_secs(5)));
+        // Zero neither bounds nor implies staleness.
+        let m = mode("/v1/kv/a", "max_stale=0s", Duration::ZERO).unwrap();
+        assert_eq!((m.consistency, m.max_stale), (Consistency::Default, None));
+        let m = mode("/v1/kv/a", "stale", Duration::ZERO).unwrap();
+        assert_eq!((m.consistency, m.max_stale), (Consistency::Stale, None));
+    }
+
+    #[test]
+    fn max_stale_errors() {
+        let e = mode("/v1/kv/a", "max_stale=soon", Duration::ZERO).unwrap_err();
+        assert_eq!(e.body, "Invalid max_stale value \"soon\"");
+        let e = mode("/v1/kv/a", "max_stale=1s&consistent", Duration::ZERO).unwrap_err();
+        assert_eq!(
+            e.body,
+            "Cannot specify ?stale with ?consistent, conflicting semantics."
+        );
+    }
+
+    #[test]
+    fn discovery_max_stale_applies_to_default_discovery_reads_only() {
+        let d = Duration::from_secs(30);
+        for path in ["/v1/catalog/nodes", "/v1/health/service/web"] {
+            let m = mode(path, "", d).unwrap();
+            assert_eq!((m.consistency, m.max_stale), (Consistency::Stale, Some(d)));
+        }
+        let m = mode("/v1/kv/a", "", d).unwrap();
+        assert_eq!((m.consistency, m.max_stale), (Consistency::Default, None));
+        for q in ["leader", "consistent", "cached"] {
+            let m = mode("/v1/catalog/nodes", q, d).unwrap();
+            assert_eq!(m.max_stale, None, "{q}");
+        }
+        let m = mode("/v1/catalog/nodes", "max_stale=1s", d).unwrap();
+        assert_eq!(m.max_stale, Some(Duration::from_secs(1)));
     }
 }

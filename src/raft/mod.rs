@@ -4,6 +4,7 @@
 //! exercises the same path as production.
 
 pub mod batcher;
+pub mod contact;
 pub mod lease;
 pub mod log_store;
 pub mod network;
@@ -54,6 +55,54 @@ pub struct SnapshotSettings {
 /// How long a forwarded write may take before its caller gives up.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Consul's Raft timing, scaled by `performance.raft_multiplier` as Consul scales
+/// it: hashicorp/raft's defaults (heartbeat and election timeout 1s, leader lease
+/// 500ms) times the multiplier, which defaults to 5 and is 1 under `-dev`.
+/// (Consul's `-dev` also shrinks the base values; a `-dev` agent is the only voter
+/// and elects itself at once, so concord does not.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTimings {
+    /// How long a follower goes without hearing from the leader before it may
+    /// campaign (hashicorp/raft randomises this between 1x and 2x).
+    pub heartbeat_timeout: Duration,
+    /// How long a candidate waits for votes before trying again.
+    pub election_timeout: Duration,
+    pub leader_lease_timeout: Duration,
+}
+
+/// How often the leader sends heartbeats, whatever the multiplier. Autopilot judges
+/// a follower by the time since its last contact with the leader against
+/// `last_contact_threshold` (200ms by default), so heartbeats must come well
+/// within that or healthy followers would look unhealthy between two of them; on
+/// a LAN they cost next to nothing.
+const HEARTBEAT_INTERVAL_MS: u64 = 50;
+
+impl RaftTimings {
+    pub fn scaled(multiplier: u32) -> RaftTimings {
+        let m = multiplier.max(1);
+        RaftTimings {
+            heartbeat_timeout: Duration::from_millis(1000) * m,
+            election_timeout: Duration::from_millis(1000) * m,
+            leader_lease_timeout: Duration::from_millis(500) * m,
+        }
+    }
+
+    /// openraft's heartbeat interval and election timeout range, in ms. A follower
+    /// campaigns once its leader lease (`election_timeout_max`) and then a random
+    /// `election_timeout_min..max` have passed without a heartbeat, so with the
+    /// range `T/2..T` for Consul's heartbeat timeout `T` it campaigns 1.5T to 2T
+    /// after the last heartbeat (hashicorp/raft: T to 2T).
+    fn openraft_ms(&self) -> (u64, u64, u64) {
+        let t = self.heartbeat_timeout.as_millis() as u64;
+        let max = t.max(4 * HEARTBEAT_INTERVAL_MS);
+        (HEARTBEAT_INTERVAL_MS, max / 2, max)
+    }
+}
+
+/// Go's `time.Since(time.Time{})` saturates at the largest `time.Duration`
+/// (2^63-1 ns); this is that in milliseconds.
+pub const NEVER_CONTACTED_MS: u64 = (i64::MAX / 1_000_000) as u64;
+
 pub struct Consensus {
     pub raft: Raft<TypeConfig>,
     pub id: u64,
@@ -73,6 +122,8 @@ pub struct Consensus {
     write_gate: Arc<tokio::sync::RwLock<()>>,
     /// Generation of election suspensions ([`transfer`]).
     election_generation: Arc<AtomicU64>,
+    /// When this server last heard from the leader, and the leader from each server.
+    pub contacts: Arc<contact::Contacts>,
     /// Servers a client agent forwards to (its view of the LAN pool's servers).
     known_servers: RwLock<Vec<SocketAddr>>,
     next_server: AtomicUsize,
@@ -92,13 +143,16 @@ impl Consensus {
         bootstrap: bool,
         hold_timeout: Duration,
         snapshot: SnapshotSettings,
+        timings: RaftTimings,
     ) -> anyhow::Result<Consensus> {
         let id = raft_id(&me.node_id);
+        let (heartbeat_interval, election_timeout_min, election_timeout_max) =
+            timings.openraft_ms();
         let config = Config {
             cluster_name: "concord".into(),
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
+            heartbeat_interval,
+            election_timeout_min,
+            election_timeout_max,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot.threshold.max(1)),
             max_in_snapshot_log_to_keep: snapshot.trailing_logs,
             purge_batch_size: 256,
@@ -113,9 +167,11 @@ impl Consensus {
         let lease = Arc::new(lease::LeaderLease::new(Duration::from_millis(
             config.election_timeout_min,
         )));
+        let contacts = Arc::new(contact::Contacts::default());
         let network = network::Network {
             rpc: rpc.clone(),
             lease: lease.clone(),
+            contacts: contacts.clone(),
         };
         let raft = Raft::new(id, Arc::new(config), network, log, sm).await?;
         if bootstrap && !raft.is_initialized().await? {
@@ -137,6 +193,7 @@ impl Consensus {
             lease,
             write_gate,
             election_generation: Arc::new(AtomicU64::new(0)),
+            contacts,
             known_servers: RwLock::new(Vec::new()),
             next_server: AtomicUsize::new(0),
         })
@@ -224,14 +281,23 @@ impl Consensus {
             .collect()
     }
 
-    /// Milliseconds since this server last heard from the leader (0 on the leader).
-    pub fn last_contact_ms(&self) -> u64 {
+    /// How long since this server last heard from the leader: zero on the leader,
+    /// `None` when no leader has reached it since it started (Consul then reports
+    /// the time since the zero time, i.e. the largest duration there is).
+    pub fn last_contact(&self) -> Option<Duration> {
         if self.is_leader() {
-            return 0;
+            return Some(Duration::ZERO);
         }
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.millis_since_quorum_ack.unwrap_or(0)
+        self.contacts.since_leader()
+    }
+
+    /// [`Self::last_contact`] in whole milliseconds, as `X-Consul-LastContact`
+    /// carries it; "never" is Go's largest duration (about 292 years).
+    pub fn last_contact_ms(&self) -> u64 {
+        match self.last_contact() {
+            Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            None => NEVER_CONTACTED_MS,
+        }
     }
 
     /// Waits up to the hold timeout for this server to lead (single server) or for a
@@ -439,5 +505,38 @@ impl Consensus {
 
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_scale_with_the_multiplier() {
+        let t = RaftTimings::scaled(5);
+        assert_eq!(t.heartbeat_timeout, Duration::from_secs(5));
+        assert_eq!(t.election_timeout, Duration::from_secs(5));
+        assert_eq!(t.leader_lease_timeout, Duration::from_millis(2500));
+        // A follower campaigns 1.5T..2T after the last heartbeat.
+        assert_eq!(t.openraft_ms(), (50, 2500, 5000));
+        assert_eq!(RaftTimings::scaled(1).openraft_ms(), (50, 500, 1000));
+        assert_eq!(RaftTimings::scaled(10).openraft_ms(), (50, 5000, 10000));
+    }
+
+    #[test]
+    fn timings_are_valid_for_openraft() {
+        for m in 1..=10 {
+            let (heartbeat_interval, election_timeout_min, election_timeout_max) =
+                RaftTimings::scaled(m).openraft_ms();
+            Config {
+                heartbeat_interval,
+                election_timeout_min,
+                election_timeout_max,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+        }
     }
 }

@@ -15,6 +15,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use super::contact::Contacts;
 use super::lease::LeaderLease;
 use super::types::{ServerNode, TypeConfig};
 use crate::rpc::client::RpcError;
@@ -25,6 +26,8 @@ pub struct Network {
     pub rpc: Arc<RpcClient>,
     /// Where accepted AppendEntries are recorded for the leader's read lease.
     pub lease: Arc<LeaderLease>,
+    /// Where answers from followers are noted (autopilot's per-server contact).
+    pub contacts: Arc<Contacts>,
 }
 
 pub struct Peer {
@@ -32,6 +35,7 @@ pub struct Peer {
     target: ServerNode,
     rpc: Arc<RpcClient>,
     lease: Arc<LeaderLease>,
+    contacts: Arc<Contacts>,
 }
 
 type Failure<E> = RPCError<u64, ServerNode, E>;
@@ -79,6 +83,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target: node.clone(),
             rpc: self.rpc.clone(),
             lease: self.lease.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -95,6 +100,7 @@ impl RaftNetwork<TypeConfig> for Peer {
             Reply::AppendEntries(r) => r.map_err(|e| self.remote(e))?,
             other => return Err(self.unexpected(other)),
         };
+        self.contacts.heard_from_follower(self.id);
         // Anything but a higher vote means the peer accepted this leader's term
         // (a conflict is about the log, not about who leads).
         if !matches!(answer, AppendEntriesResponse::HigherVote(_)) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use openraft::raft::AppendEntriesResponse;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -68,10 +69,27 @@ async fn connection(
 
 async fn handle(agent: &Agent, app: &Router, req: Request) -> Reply {
     let raft = &agent.consensus.raft;
+    let contacts = &agent.consensus.contacts;
     match req {
-        Request::AppendEntries(r) => Reply::AppendEntries(raft.append_entries(r).await),
+        Request::AppendEntries(r) => {
+            let answer = raft.append_entries(r).await;
+            // Anything but "your vote is behind mine" came from the leader of this
+            // server's term, heartbeats included (hashicorp/raft's `setLastContact`).
+            if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+                contacts.heard_from_leader();
+            }
+            Reply::AppendEntries(answer)
+        }
         Request::Vote(r) => Reply::Vote(raft.vote(r).await),
-        Request::InstallSnapshot(r) => Reply::InstallSnapshot(raft.install_snapshot(r).await),
+        Request::InstallSnapshot(r) => {
+            let sender = r.vote;
+            let answer = raft.install_snapshot(r).await;
+            // Refused only when this server's vote is ahead of the sender's.
+            if matches!(&answer, Ok(a) if a.vote <= sender) {
+                contacts.heard_from_leader();
+            }
+            Reply::InstallSnapshot(answer)
+        }
         Request::Propose(cmd) => Reply::Propose(
             agent
                 .consensus
