@@ -160,7 +160,7 @@ fn a_health_watch_wakes_on_its_service_only() {
 #[test]
 fn operator_usage_counts_the_catalog() {
     let a = Agent::dev();
-    let reg = |svc: Value| {
+    let reg = |svc: serde_json::Value| {
         let body = json!({"Node": "n1", "Address": "10.0.0.1", "Service": svc});
         assert_eq!(a.put("/v1/catalog/register", body.to_string()).status, 200);
     };

@@ -20,6 +20,7 @@ use super::response::{json, json_status, json_with_meta};
 use crate::acl::Access;
 use crate::agent::Agent;
 use crate::agent::autopilot::{self, AUTOPILOT_DOC, AutopilotConfig, ServerHealth};
+use crate::config::duration::{format_go_duration, parse_go_duration};
 use crate::fsm::{Command, Response as FsmResponse};
 use crate::raft::raft_id;
 use crate::state::{Table, WatchKey};
@@ -167,6 +168,21 @@ async fn set_autopilot(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
     let mut conf: AutopilotConfig = decode::from_slice(&body).map_err(ApiError::decode)?;
+    // Durations are stored as Consul renders them: an absent one is zero ("0s").
+    for d in [
+        &mut conf.last_contact_threshold,
+        &mut conf.server_stabilization_time,
+    ] {
+        let parsed = if d.is_empty() {
+            Ok(std::time::Duration::ZERO)
+        } else {
+            parse_go_duration(d)
+        };
+        *d =
+            format_go_duration(parsed.map_err(|e| {
+                ApiError::bad_request(format!("Error parsing autopilot config: {e}"))
+            })?);
+    }
     let current = {
         let r = agent.store.read()?;
         let v = r.view();
