@@ -2,6 +2,7 @@
 
 mod acl;
 mod agent;
+mod archive;
 mod cli;
 mod config;
 mod connect;
