@@ -91,6 +91,7 @@ fn main() {
                 }
             }
         }
+        client_command => cli::run(client_command),
     };
     std::process::exit(code);
 }
