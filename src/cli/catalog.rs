@@ -92,7 +92,12 @@ async fn datacenters(args: &DatacentersArgs) -> i32 {
 #[derive(Args, Debug)]
 pub struct NodesArgs {
     /// Filter expression over the nodes.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     filter: String,
     /// Output the full node IDs, tagged addresses and metadata.
     #[arg(long, action = ArgAction::Set, default_value = "false", num_args = 0..=1,
@@ -100,13 +105,23 @@ pub struct NodesArgs {
           value_name = "BOOL")]
     detailed: bool,
     /// Sort by estimated round-trip time from this node (`_agent` for this agent).
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     near: String,
     /// Only nodes with this `key=value` metadata (repeatable).
     #[arg(long = "node-meta", action = ArgAction::Append, value_name = "key=value")]
     node_meta: Vec<String>,
     /// Only nodes providing this service (by name or ID).
-    #[arg(long, default_value = "", value_name = "id or name")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "id or name"
+    )]
     service: String,
     #[command(flatten)]
     http: ClientFlags,
@@ -214,10 +229,20 @@ async fn nodes(args: &NodesArgs) -> i32 {
 #[derive(Args, Debug)]
 pub struct ServicesArgs {
     /// Filter expression over the services.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     filter: String,
     /// Only the services of this node (by name or ID).
-    #[arg(long, default_value = "", value_name = "id or name")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "id or name"
+    )]
     node: String,
     /// Only services on nodes with this `key=value` metadata (repeatable).
     #[arg(long = "node-meta", action = ArgAction::Append, value_name = "key=value")]

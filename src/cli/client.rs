@@ -79,6 +79,9 @@ pub struct Client {
     http: reqwest::Client,
     /// `scheme://host:port[prefix]`, as requests are addressed.
     base: String,
+    /// The base as Go's client would show it in an error: for a unix socket its
+    /// URL host is the escaped socket path.
+    shown_base: String,
     /// The address as Go's dialer would name it in an error (`tcp host:port`).
     dial: String,
     token: String,
@@ -106,10 +109,12 @@ impl Client {
         };
         let mut host = s.address.clone();
         let dial;
+        let mut shown_host = None;
         if let Some(sock) = &s.unix_socket {
             builder = builder.unix_socket(sock.clone());
             host = "localhost".to_string();
             dial = format!("unix {}", sock.display());
+            shown_host = Some(s.address.replace('/', "%2F"));
         } else {
             dial = format!("tcp {}", s.address);
         }
@@ -120,6 +125,11 @@ impl Client {
         Ok(Client {
             http,
             base: format!("{scheme}://{host}{}", s.path_prefix),
+            shown_base: format!(
+                "{scheme}://{}{}",
+                shown_host.unwrap_or_else(|| host.clone()),
+                s.path_prefix
+            ),
             dial,
             token: s.token.clone(),
             datacenter: s.datacenter.clone(),
@@ -302,7 +312,7 @@ impl Request<'_> {
         }
         let transport = |e: reqwest::Error| ApiError::Transport {
             method: self.method.clone(),
-            url: url.clone(),
+            url: url.replacen(&c.base, &c.shown_base, 1),
             detail: transport_detail(&e, &c.dial),
         };
         let resp = req.send().await.map_err(transport)?;
@@ -427,6 +437,26 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn unix_socket_errors_show_the_socket_as_go_does() {
+        let s = Settings::resolve_with(
+            &ClientFlags {
+                http_addr: Some("unix:///nonexistent/consul.sock".into()),
+                ..Default::default()
+            },
+            None,
+            |_| None,
+        )
+        .unwrap();
+        let c = Client::from_settings(&s).unwrap();
+        let err = c.get("/v1/agent/self").send().await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "Get \"http://%2Fnonexistent%2Fconsul.sock/v1/agent/self\": \
+             dial unix /nonexistent/consul.sock: connect: no such file or directory"
+        );
+    }
+
     #[test]
     fn errors_read_like_the_go_client() {
         let e = ApiError::Status {
@@ -489,6 +519,64 @@ mod tests {
             req.contains("content-type: application/octet-stream\r\n"),
             "{req}"
         );
+    }
+
+    #[tokio::test]
+    async fn https_trusts_the_given_ca_and_verifies_the_server_name() {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certified = rcgen::generate_simple_self_signed(vec!["server.dc1.consul".to_string()])
+            .expect("rcgen");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(certified.cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                    certified.signing_key.serialize_der(),
+                )),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        let ca = std::env::temp_dir().join(format!("concord-cli-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let connect = |server_name: Option<&str>| {
+            let s = Settings::resolve_with(
+                &ClientFlags {
+                    http_addr: Some(format!("https://127.0.0.1:{port}")),
+                    ca_file: Some(ca.display().to_string()),
+                    tls_server_name: server_name.map(str::to_string),
+                    ..Default::default()
+                },
+                None,
+                |_| None,
+            )
+            .unwrap();
+            Client::from_settings(&s).unwrap()
+        };
+        let named = connect(Some("server.dc1.consul"));
+        let members: Vec<serde_json::Value> =
+            named.get("/v1/agent/members").json_ok().await.unwrap();
+        assert!(members.is_empty());
+        // The certificate does not name 127.0.0.1, so without -tls-server-name the
+        // connection is refused.
+        assert!(connect(None).get("/v1/agent/members").send().await.is_err());
+        std::fs::remove_file(&ca).unwrap();
     }
 
     #[tokio::test]

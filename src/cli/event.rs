@@ -10,16 +10,36 @@ use super::ui::{self, fail};
 #[derive(Args, Debug)]
 pub struct EventArgs {
     /// Name of the event.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     name: String,
     /// Regular expression to filter on node names.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     node: String,
     /// Regular expression to filter on service instances.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     service: String,
     /// Regular expression to filter on service tags. Must be used with -service.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     tag: String,
     #[command(flatten)]
     http: ClientFlags,

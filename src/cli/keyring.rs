@@ -15,13 +15,28 @@ use crate::config::flags::parse_go_bool;
 #[derive(Args, Debug)]
 pub struct KeyringArgs {
     /// Install a new encryption key, broadcast to all members.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     install: String,
     /// Change the primary encryption key (it must be installed already).
-    #[arg(long = "use", default_value = "", value_name = "VALUE")]
+    #[arg(
+        long = "use",
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     use_key: String,
     /// Remove the given key; it must not be the primary key.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     remove: String,
     /// List all keys currently in use within the cluster.
     #[arg(long, action = ArgAction::Set, default_value = "false", num_args = 0..=1,

@@ -271,7 +271,12 @@ pub struct PutArgs {
     #[arg(long = "modify-index", default_value = "0", value_name = "VALUE")]
     modify_index: u64,
     /// Session to acquire or release the lock with (or to set on the key).
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     session: String,
     /// Obtain a lock on the key for -session, creating the key if needed.
     #[arg(long, action = ArgAction::Set, default_value = "false", num_args = 0..=1,
@@ -538,7 +543,12 @@ async fn export(args: &ExportArgs) -> i32 {
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// Key prefix for imported data.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     prefix: String,
     #[command(flatten)]
     http: ClientFlags,

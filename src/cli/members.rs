@@ -31,7 +31,12 @@ pub struct MembersArgs {
     #[arg(long, default_value = "_all", value_name = "VALUE")]
     segment: String,
     /// Filter expression over the members.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     filter: String,
     #[command(flatten)]
     http: ClientFlags,

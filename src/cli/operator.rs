@@ -149,10 +149,20 @@ fn peers_table(servers: &[RaftServer]) -> String {
 #[derive(Args, Debug)]
 pub struct RemovePeerArgs {
     /// The address to remove from the Raft configuration.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     address: String,
     /// The ID to remove from the Raft configuration.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     id: String,
     #[command(flatten)]
     http: ClientFlags,
@@ -192,7 +202,12 @@ async fn remove_peer(args: &RemovePeerArgs) -> i32 {
 #[derive(Args, Debug)]
 pub struct TransferLeaderArgs {
     /// The ID of the node to transfer leadership to.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     id: String,
     #[command(flatten)]
     http: ClientFlags,

@@ -48,7 +48,12 @@ fn one_file(args: &[String]) -> Result<&str, i32> {
 pub struct SaveArgs {
     /// Append the agent's `version`, `dc`, `node` and/or `status` (comma-separated)
     /// to the file name, before its extension.
-    #[arg(long = "append-filename", default_value = "", value_name = "VALUE")]
+    #[arg(
+        long = "append-filename",
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     append_filename: String,
     #[command(flatten)]
     http: ClientFlags,
@@ -228,7 +233,12 @@ pub struct InspectArgs {
     )]
     kvdepth: i64,
     /// With -kvdetails: only keys with this prefix.
-    #[arg(long, default_value = "", value_name = "VALUE")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        value_name = "VALUE"
+    )]
     kvfilter: String,
     /// Output format {pretty|json}.
     #[arg(long, default_value = "pretty", value_name = "VALUE")]
