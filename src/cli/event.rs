@@ -56,7 +56,7 @@ struct Fired {
 
 pub async fn run(args: &EventArgs) -> i32 {
     if args.name.is_empty() {
-        return fail("Event name must be specified");
+        return ui::fail_with_usage("Event name must be specified", &["event"]);
     }
     // The agent checks the filters too; checking here fails before any request,
     // with Consul's wording.
@@ -77,7 +77,7 @@ pub async fn run(args: &EventArgs) -> i32 {
     let payload = match args.payload.as_slice() {
         [] => None,
         [p] => Some(p.as_bytes().to_vec()),
-        _ => return fail("Too many command line arguments."),
+        _ => return ui::fail_with_usage("Too many command line arguments.", &["event"]),
     };
     let client = match Client::new(&args.http, None) {
         Ok(c) => c,

@@ -92,7 +92,7 @@ fn info(line: &str) {
     ui::output(&format!("==> {line}"));
 }
 
-pub async fn run(args: &KeyringArgs, usage: impl Fn() -> String) -> i32 {
+pub async fn run(args: &KeyringArgs) -> i32 {
     let actions = [args.list, args.list_primary]
         .iter()
         .filter(|b| **b)
@@ -102,7 +102,7 @@ pub async fn run(args: &KeyringArgs, usage: impl Fn() -> String) -> i32 {
             .filter(|k| !k.is_empty())
             .count();
     if actions == 0 {
-        return fail(usage());
+        return fail(super::usage(&["keyring"]));
     }
     if actions > 1 {
         return fail("Only a single action is allowed");

@@ -212,8 +212,7 @@ pub struct JoinArgs {
 
 pub async fn join(args: &JoinArgs) -> i32 {
     if args.addresses.is_empty() {
-        ui::error("At least one address to join must be specified.");
-        return 1;
+        return ui::fail_with_usage("At least one address to join must be specified.", &["join"]);
     }
     let client = match Client::new(&args.http, None) {
         Ok(c) => c,
@@ -251,11 +250,13 @@ pub struct LeaveArgs {
 
 pub async fn leave(args: &LeaveArgs) -> i32 {
     if !args.extra.is_empty() {
-        // Go prints the slice as `[a b]`.
-        return fail(format!(
+        // Go prints the slice as `[a b]`, then the help on stdout.
+        ui::error(&format!(
             "Error found unexpected args: [{}]",
             args.extra.join(" ")
         ));
+        ui::output(&super::usage(&["leave"]));
+        return 1;
     }
     let client = match Client::new(&args.http, None) {
         Ok(c) => c,
@@ -290,7 +291,10 @@ pub struct ForceLeaveArgs {
 
 pub async fn force_leave(args: &ForceLeaveArgs) -> i32 {
     let [node] = args.nodes.as_slice() else {
-        return fail("A single node name must be specified to force leave.");
+        return ui::fail_with_usage(
+            "A single node name must be specified to force leave.",
+            &["force-leave"],
+        );
     };
     let client = match Client::new(&args.http, None) {
         Ok(c) => c,

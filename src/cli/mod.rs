@@ -88,7 +88,7 @@ pub fn run(command: Command) -> i32 {
             Command::Leave(a) => members::leave(a).await,
             Command::ForceLeave(a) => members::force_leave(a).await,
             Command::Event(a) => event::run(a).await,
-            Command::Keyring(a) => keyring::run(a, || usage(&["keyring"])).await,
+            Command::Keyring(a) => keyring::run(a).await,
             Command::Info(a) => info::info(a).await,
             Command::Reload(a) => info::reload(a).await,
             Command::Operator(c) => operator::run(c).await,
@@ -100,7 +100,7 @@ pub fn run(command: Command) -> i32 {
 }
 
 /// The help text of a subcommand, for commands that print it on misuse as Consul does.
-fn usage(path: &[&str]) -> String {
+pub(crate) fn usage(path: &[&str]) -> String {
     let mut cmd = Cli::command();
     cmd.build();
     for name in path {

@@ -31,6 +31,14 @@ pub fn fail(message: impl AsRef<str>) -> i32 {
     1
 }
 
+/// Prints `message`, a blank line and the command's help on stderr, and returns
+/// 1: how Consul answers a command given the wrong arguments.
+pub fn fail_with_usage(message: &str, command: &[&str]) -> i32 {
+    error(message);
+    error("");
+    fail(super::usage(command))
+}
+
 /// The column delimiter Consul's commands hand to columnize.
 pub const DELIM: char = '\x1f';
 
