@@ -2,6 +2,7 @@
 
 mod acl;
 mod agent;
+mod archive;
 mod cli;
 mod config;
 mod connect;
@@ -90,6 +91,7 @@ fn main() {
                 }
             }
         }
+        client_command => cli::run(client_command),
     };
     std::process::exit(code);
 }

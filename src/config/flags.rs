@@ -13,7 +13,7 @@ use serde_json::{Map as JsonMap, Value};
 use super::duration::parse_go_duration_nanos;
 
 /// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Result<bool, String> {
+pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

@@ -99,25 +99,44 @@ impl Tables {
         })
     }
 
-    /// Every database with its name, for snapshots.
+    /// Every database with its name, in [`TABLE_NAMES`] order, for snapshots.
     pub fn all(&self) -> [(&'static str, &Db); 13] {
-        [
-            ("meta", &self.meta),
-            ("index", &self.index),
-            ("nodes", &self.nodes),
-            ("services", &self.services),
-            ("services_by_name", &self.services_by_name),
-            ("checks", &self.checks),
-            ("kv", &self.kv),
-            ("tombstones", &self.tombstones),
-            ("kv_by_session", &self.kv_by_session),
-            ("sessions", &self.sessions),
-            ("session_checks", &self.session_checks),
-            ("coordinates", &self.coordinates),
-            ("system", &self.system),
-        ]
+        let dbs = [
+            &self.meta,
+            &self.index,
+            &self.nodes,
+            &self.services,
+            &self.services_by_name,
+            &self.checks,
+            &self.kv,
+            &self.tombstones,
+            &self.kv_by_session,
+            &self.sessions,
+            &self.session_checks,
+            &self.coordinates,
+            &self.system,
+        ];
+        std::array::from_fn(|i| (TABLE_NAMES[i], dbs[i]))
     }
 }
+
+/// The tables in snapshot order: a snapshot numbers a table by its position here,
+/// so the list only ever grows at the end.
+pub const TABLE_NAMES: [&str; 13] = [
+    "meta",
+    "index",
+    "nodes",
+    "services",
+    "services_by_name",
+    "checks",
+    "kv",
+    "tombstones",
+    "kv_by_session",
+    "sessions",
+    "session_checks",
+    "coordinates",
+    "system",
+];
 
 /// Joins key parts with NUL.
 pub fn key(parts: &[&str]) -> Vec<u8> {

@@ -4,12 +4,13 @@
 //!
 //! Format: the magic line, then records `[table: u8][key len: u32 BE][key][value
 //! len: u32 BE][value]` in table order. Tables are numbered by their position in
-//! [`Tables::all`], which is therefore append-only.
+//! [`TABLE_NAMES`], which is therefore append-only.
 
 use std::io::{Read, Write};
 
 use heed::RwTxn;
 
+use super::schema::TABLE_NAMES;
 use super::{Result, StateError, Store, Tables, Touched, Writer};
 
 const MAGIC: &[u8] = b"CONCORD-STATE-1\n";
@@ -51,6 +52,52 @@ impl Store {
 /// Checks that `data` looks like a state snapshot (cheap; the full check is the load).
 pub fn is_state_snapshot(data: &[u8]) -> bool {
     data.starts_with(MAGIC)
+}
+
+/// One record of a snapshot, as `concord snapshot inspect` reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub table: &'static str,
+    pub key: &'a [u8],
+    /// The record's bytes in the snapshot, framing included.
+    pub size: usize,
+}
+
+/// Lists the records of a snapshot without loading it anywhere.
+pub fn records(data: &[u8]) -> std::result::Result<Vec<Record<'_>>, String> {
+    let mut rest = data
+        .strip_prefix(MAGIC)
+        .ok_or("not a concord state snapshot")?;
+    let mut out = Vec::new();
+    let chunk = |buf: &mut &'_ [u8]| -> std::result::Result<usize, String> {
+        let (len, tail) = buf
+            .split_first_chunk::<4>()
+            .ok_or("snapshot is truncated")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err("snapshot is truncated".into());
+        }
+        *buf = tail;
+        Ok(len)
+    };
+    while let Some((&tag, tail)) = rest.split_first() {
+        let table = *TABLE_NAMES
+            .get(tag as usize)
+            .ok_or("snapshot has an unknown table")?;
+        let start = rest.len();
+        rest = tail;
+        let key_len = chunk(&mut rest)?;
+        let key = &rest[..key_len];
+        rest = &rest[key_len..];
+        let value_len = chunk(&mut rest)?;
+        rest = &rest[value_len..];
+        out.push(Record {
+            table,
+            key,
+            size: start - rest.len(),
+        });
+    }
+    Ok(out)
 }
 
 impl Writer<'_, '_> {
@@ -104,4 +151,45 @@ fn load(wtxn: &mut RwTxn<'_>, db: &Tables, input: &mut impl Read, with_meta: boo
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(table: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut r = vec![table];
+        r.extend((key.len() as u32).to_be_bytes());
+        r.extend(key);
+        r.extend((value.len() as u32).to_be_bytes());
+        r.extend(value);
+        r
+    }
+
+    #[test]
+    fn records_are_listed_with_their_table_and_size() {
+        let mut data = MAGIC.to_vec();
+        data.extend(record(6, b"app/a", b"xyz"));
+        data.extend(record(12, b"doc", b""));
+        let recs = records(&data).unwrap();
+        assert_eq!(
+            recs,
+            vec![
+                Record {
+                    table: "kv",
+                    key: b"app/a",
+                    size: 1 + 4 + 5 + 4 + 3
+                },
+                Record {
+                    table: "system",
+                    key: b"doc",
+                    size: 1 + 4 + 3 + 4
+                },
+            ]
+        );
+        data.extend(record(6, b"k", b"v"));
+        data.truncate(data.len() - 1);
+        assert_eq!(records(&data).unwrap_err(), "snapshot is truncated");
+        assert!(records(b"nope").is_err());
+    }
 }

@@ -1,0 +1,372 @@
+//! The `consul` client commands against a real dev agent: each test runs the built
+//! binary as an operator would and checks its output, exit code and effect.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::Agent;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `concord <args>` against `agent` (through CONSUL_HTTP_ADDR, as an operator's
+/// shell would), with `stdin` piped in.
+fn run_with_stdin(agent: Option<&Agent>, args: &[&str], stdin: &[u8]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concord"));
+    cmd.args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN_FILE")
+        .env_remove("CONSUL_HTTP_SSL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match agent {
+        Some(a) => cmd.env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{}", a.port)),
+        None => cmd.env_remove("CONSUL_HTTP_ADDR"),
+    };
+    let mut child = cmd.spawn().expect("spawn concord");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(agent: &Agent, args: &[&str]) -> Out {
+    run_with_stdin(Some(agent), args, b"")
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(agent: &Agent, args: &[&str]) -> String {
+    let out = run(agent, args);
+    assert_eq!(
+        out.code, 0,
+        "{args:?} failed: stdout {:?} stderr {:?}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
+
+#[test]
+fn members_raft_autopilot_info_and_reload() {
+    let a = Agent::dev();
+
+    let members = ok(&a, &["members"]);
+    let lines: Vec<&str> = members.lines().collect();
+    assert_eq!(lines.len(), 2, "{members}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "Node",
+            "Address",
+            "Status",
+            "Type",
+            "Build",
+            "Protocol",
+            "DC",
+            "Partition",
+            "Segment"
+        ]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], "it-node");
+    assert_eq!(&row[2..4], ["alive", "server"]);
+    assert_eq!(&row[6..], ["dc1", "default", "<all>"]);
+    // Columns line up: every row has its Address where the header has it.
+    let col = lines[0].find("Address").unwrap();
+    assert_eq!(&lines[1][col..col + 10], "127.0.0.1:");
+
+    let detailed = ok(&a, &["members", "-detailed"]);
+    assert!(detailed.contains("role=consul"), "{detailed}");
+    let none = run(&a, &["members", "-status=failed"]);
+    assert_eq!((none.code, none.stdout.as_str()), (2, ""));
+
+    let peers = ok(&a, &["operator", "raft", "list-peers"]);
+    let lines: Vec<&str> = peers.lines().collect();
+    assert!(
+        lines[0].starts_with("Node")
+            && lines[0].ends_with("RaftProtocol  Commit Index  Trails Leader By"),
+        "{peers}"
+    );
+    assert_eq!(lines.len(), 2, "one server: {peers}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], "it-node");
+    assert_eq!(&row[3..6], ["leader", "true", "3"]);
+    assert_eq!(row[7], "-");
+
+    let set = ok(
+        &a,
+        &[
+            "operator",
+            "autopilot",
+            "set-config",
+            "-cleanup-dead-servers=false",
+            "-max-trailing-logs",
+            "300",
+            "-last-contact-threshold=1s",
+        ],
+    );
+    assert_eq!(set, "Configuration updated!\n");
+    let conf = ok(&a, &["operator", "autopilot", "get-config"]);
+    assert_eq!(
+        conf,
+        "CleanupDeadServers = false\nLastContactThreshold = 1s\nMaxTrailingLogs = 300\n\
+         MinQuorum = 0\nServerStabilizationTime = 10s\nRedundancyZoneTag = \"\"\n\
+         DisableUpgradeMigration = false\nUpgradeVersionTag = \"\"\n"
+    );
+    let state = ok(&a, &["operator", "autopilot", "state"]);
+    assert!(
+        state.starts_with("Healthy:                      true\n"),
+        "{state}"
+    );
+    assert!(
+        state.contains("      Name:            it-node\n"),
+        "{state}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["operator", "autopilot", "state", "-format=json"])).unwrap();
+    assert_eq!(json["Voters"].as_array().unwrap().len(), 1);
+
+    let info = ok(&a, &["info"]);
+    assert!(info.contains("agent:\n\tcheck_monitors = "), "{info}");
+    assert!(info.contains("raft:\n\tstate = Leader"), "{info}");
+    assert_eq!(ok(&a, &["reload"]), "Configuration reload triggered\n");
+}
+
+#[test]
+fn kv_put_get_delete_export_import() {
+    let a = Agent::dev();
+    // -http-addr on the command line wins over CONSUL_HTTP_ADDR.
+    let addr = format!("-http-addr=http://127.0.0.1:{}", a.port);
+    assert_eq!(
+        ok(&a, &["kv", "put", &addr, "app/a", "hello"]),
+        "Success! Data written to: app/a\n"
+    );
+    ok(&a, &["kv", "put", "-flags=42", "app/b/c", "<x&y>"]);
+    let piped = run_with_stdin(Some(&a), &["kv", "put", "app/d", "-"], b"from stdin");
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+
+    assert_eq!(ok(&a, &["kv", "get", "app/a"]), "hello\n");
+    assert_eq!(ok(&a, &["kv", "get", "-base64", "app/a"]), "aGVsbG8=\n");
+    assert_eq!(
+        ok(&a, &["kv", "get", "-recurse", "app"]),
+        "app/a:hello\napp/b/c:<x&y>\napp/d:from stdin\n"
+    );
+    assert_eq!(
+        ok(&a, &["kv", "get", "-keys", "app/"]),
+        "app/a\napp/b/\napp/d\n"
+    );
+    let detailed = ok(&a, &["kv", "get", "-detailed", "app/b/c"]);
+    let index = a.get("/v1/kv/app/b/c").json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        detailed,
+        format!(
+            "CreateIndex      {index}\nFlags            42\nKey              app/b/c\n\
+             LockIndex        0\nModifyIndex      {index}\nSession          -\nValue            <x&y>\n"
+        )
+    );
+
+    let missing = run(&a, &["kv", "get", "nope"]);
+    assert_eq!(missing.code, 1);
+    assert_eq!(missing.stderr, "Error! No key exists at: nope\n");
+    let cas = run(&a, &["kv", "put", "-cas", "-modify-index=1", "app/a", "x"]);
+    assert_eq!(cas.code, 1);
+    assert_eq!(cas.stderr, "Error! Did not write to app/a: CAS failed\n");
+    let modify = a.get("/v1/kv/app/a").json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    ok(
+        &a,
+        &[
+            "kv",
+            "put",
+            "-cas",
+            &format!("-modify-index={modify}"),
+            "app/a",
+            "hi",
+        ],
+    );
+    assert_eq!(ok(&a, &["kv", "get", "app/a"]), "hi\n");
+
+    let export = ok(&a, &["kv", "export", "app"]);
+    assert!(
+        export.starts_with(
+            "[\n\t{\n\t\t\"key\": \"app/a\",\n\t\t\"flags\": 0,\n\t\t\"value\": \"aGk=\"\n\t},"
+        ),
+        "{export}"
+    );
+    assert!(
+        export.contains("\"value\": \"PHgmeT4=\""),
+        "Go's base64 of <x&y>: {export}"
+    );
+
+    assert_eq!(
+        ok(&a, &["kv", "delete", "-recurse", "app"]),
+        "Success! Deleted keys with prefix: app\n"
+    );
+    assert_eq!(ok(&a, &["kv", "get", "-recurse", "app"]), "");
+
+    let dir = Agent::scratch("cli-kv");
+    let file = dir.join("export.json");
+    std::fs::write(&file, &export).unwrap();
+    let imported = ok(&a, &["kv", "import", &format!("@{}", file.display())]);
+    assert_eq!(
+        imported,
+        "Imported: app/a\nImported: app/b/c\nImported: app/d\n"
+    );
+    let again = run_with_stdin(
+        Some(&a),
+        &["kv", "import", "-prefix=copy", "-"],
+        export.as_bytes(),
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        ok(&a, &["kv", "export", "app"]),
+        export,
+        "export after import is the same document"
+    );
+    assert_eq!(a.get("/v1/kv/copy/app/b/c").json()[0]["Flags"], 42);
+
+    ok(&a, &["kv", "delete", "app/a"]);
+    assert_eq!(a.get("/v1/kv/app/a").status, 404);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn event_and_catalog() {
+    let a = Agent::dev();
+    let fired = ok(&a, &["event", "-name=deploy", "v1.2"]);
+    let id = fired
+        .strip_prefix("Event ID: ")
+        .unwrap_or_else(|| panic!("{fired}"))
+        .trim()
+        .to_string();
+    let events = a.get("/v1/event/list?name=deploy").json();
+    assert!(
+        events.as_array().unwrap().iter().any(|e| e["ID"] == id),
+        "{events}"
+    );
+    let bad = run(&a, &["event", "-name=x", "-tag=web"]);
+    assert_eq!(
+        (bad.code, bad.stderr.as_str()),
+        (1, "Cannot provide tag filter without service filter.\n")
+    );
+
+    assert_eq!(ok(&a, &["catalog", "datacenters"]), "dc1\n");
+    let nodes = ok(&a, &["catalog", "nodes"]);
+    let lines: Vec<&str> = nodes.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["Node", "ID", "Address", "DC"]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], "it-node");
+    assert_eq!(row[1].len(), 8, "the ID's first group: {nodes}");
+    assert_eq!(&row[2..], ["127.0.0.1", "dc1"]);
+    let none = run(&a, &["catalog", "nodes", "-service=nope"]);
+    assert_eq!(none.code, 0);
+    assert_eq!(
+        none.stderr,
+        "No nodes match the given query - try expanding your search.\n"
+    );
+    assert_eq!(ok(&a, &["catalog", "services"]), "consul\n");
+    assert_eq!(
+        ok(&a, &["catalog", "services", "-node=it-node"]),
+        "consul\n"
+    );
+}
+
+#[test]
+fn snapshot_save_inspect_and_restore_into_another_agent() {
+    let a = Agent::dev();
+    let b = Agent::dev();
+    ok(&a, &["kv", "put", "snap/key", "kept"]);
+    let dir = Agent::scratch("cli-snap");
+    let file = dir.join("backup.snap");
+    let file = file.to_str().unwrap();
+
+    let saved = ok(&a, &["snapshot", "save", file]);
+    assert!(
+        saved.starts_with("Saved and verified snapshot to index "),
+        "{saved}"
+    );
+    assert!(!std::path::Path::new(&format!("{file}.unverified")).exists());
+
+    let inspect = ok(
+        &a,
+        &["snapshot", "inspect", "-kvdetails", "-kvdepth=1", file],
+    );
+    let lines: Vec<&str> = inspect.lines().collect();
+    assert!(lines[0].starts_with(" ID           "), "{inspect}");
+    assert!(inspect.contains("\n Type "), "{inspect}");
+    let snap_row: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.first() == Some(&"snap"))
+        .unwrap_or_else(|| panic!("the KV breakdown lists the snap prefix: {inspect}"));
+    assert_eq!(snap_row[1], "1", "{inspect}");
+
+    assert_eq!(ok(&b, &["kv", "get", "-recurse", "snap"]), "");
+    assert_eq!(
+        ok(&b, &["snapshot", "restore", file]),
+        "Restored snapshot\n"
+    );
+    assert_eq!(ok(&b, &["kv", "get", "snap/key"]), "kept\n");
+
+    // A damaged archive is refused before anything is restored.
+    let bytes = std::fs::read(file).unwrap();
+    let damaged = dir.join("damaged.snap");
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&b, &["snapshot", "inspect", damaged.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("Error reading snapshot: "),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn errors_use_consuls_words_and_exit_codes() {
+    let port = common::free_port();
+    let addr = format!("-http-addr=127.0.0.1:{port}");
+    let out = run_with_stdin(None, &["members", &addr], b"");
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Error retrieving members: Get \"http://127.0.0.1:{port}/v1/agent/members?segment=_all\": \
+             dial tcp 127.0.0.1:{port}: connect: connection refused\n"
+        )
+    );
+    let out = run_with_stdin(None, &["kv", "get"], b"");
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error! Missing KEY argument\n")
+    );
+    let out = run_with_stdin(None, &["catalog", "nodes", "extra"], b"");
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Too many arguments (expected 0, got 1)\n")
+    );
+    let out = run_with_stdin(None, &["members", "-http-addr=ftp://x"], b"");
+    assert_eq!(
+        out.stderr,
+        "Error connecting to Consul agent: Unknown protocol scheme: ftp\n"
+    );
+    // Unknown commands keep clap's error.
+    let out = run_with_stdin(None, &["frobnicate"], b"");
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("frobnicate"), "{}", out.stderr);
+}
