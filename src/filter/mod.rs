@@ -16,6 +16,7 @@
 //! ```
 
 mod eval;
+pub(crate) use eval::go_quote;
 mod parser;
 #[cfg(test)]
 mod tests;

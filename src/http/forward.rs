@@ -339,6 +339,24 @@ async fn call_datacenter(
 /// A GET this agent sends to a server on its own behalf (a client agent's
 /// anti-entropy reading its node's catalog entries). Returns the body of a 200.
 pub async fn get_from_server(agent: &Agent, uri: &str) -> Result<Vec<u8>, ApiError> {
+    let answer = get_via_server(agent, uri, Duration::from_secs(30)).await?;
+    if answer.status == 200 {
+        return Ok(answer.body);
+    }
+    Err(ApiError::internal(format!(
+        "{uri}: {} {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    )))
+}
+
+/// Sends a GET to one of the servers this agent forwards to, as a request that
+/// was already forwarded once (so that server serves it rather than pass it on).
+async fn get_via_server(
+    agent: &Agent,
+    uri: &str,
+    timeout: Duration,
+) -> Result<ForwardedResponse, ApiError> {
     let request = RpcRequest::Http(ForwardedRequest {
         method: "GET".into(),
         uri: uri.to_string(),
@@ -349,18 +367,8 @@ pub async fn get_from_server(agent: &Agent, uri: &str) -> Result<Vec<u8>, ApiErr
         .consensus
         .forward_target()
         .ok_or_else(|| ApiError::internal("No known Consul servers"))?;
-    match agent
-        .consensus
-        .rpc
-        .call(target, &request, Duration::from_secs(30))
-        .await
-    {
-        Ok(Reply::Http(answer)) if answer.status == 200 => Ok(answer.body),
-        Ok(Reply::Http(answer)) => Err(ApiError::internal(format!(
-            "{uri}: {} {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body)
-        ))),
+    match agent.consensus.rpc.call(target, &request, timeout).await {
+        Ok(Reply::Http(answer)) => Ok(answer),
         Ok(other) => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }
@@ -385,21 +393,7 @@ pub async fn get_from_datacenter(agent: &Agent, dc: &str, uri: &str) -> Result<V
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let sep = if uri.contains('?') { '&' } else { '?' };
         let dc = utf8_percent_encode(dc, NON_ALPHANUMERIC);
-        let request = RpcRequest::Http(ForwardedRequest {
-            method: "GET".into(),
-            uri: format!("{uri}{sep}dc={dc}"),
-            headers: vec![(HOPS.to_string(), "1".to_string())],
-            body: Vec::new(),
-        });
-        let target = agent
-            .consensus
-            .forward_target()
-            .ok_or_else(|| ApiError::internal("No known Consul servers"))?;
-        match agent.consensus.rpc.call(target, &request, timeout).await {
-            Ok(Reply::Http(answer)) => answer,
-            Ok(other) => return Err(ApiError::internal(format!("unexpected reply {other:?}"))),
-            Err(e) => return Err(ApiError::internal(e.to_string())),
-        }
+        get_via_server(agent, &format!("{uri}{sep}dc={dc}"), timeout).await?
     };
     if answer.status == 200 {
         return Ok(answer.body);
