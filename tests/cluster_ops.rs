@@ -200,6 +200,13 @@ fn contact_max_stale_connect_and_node_meta() {
         );
     });
     // A short blocking wait with nothing changing runs out with the same index.
+    // The client asks any server and each answers from its own replica, so first
+    // let every replica catch up with the CA change above.
+    let roots_index = || client.get("/v1/agent/connect/ca/roots").index();
+    eventually("every server to have applied the CA change", 10, || {
+        let first = roots_index();
+        (0..4).all(|_| roots_index() == first)
+    });
     let r = client.get("/v1/agent/connect/ca/roots");
     let started = Instant::now();
     let again = client.get(&format!(

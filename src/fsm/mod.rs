@@ -89,6 +89,15 @@ pub enum Command {
         table: Table,
         doc: Value,
     },
+    /// Stores a singleton configuration stamped with this entry's index as its
+    /// `CreateIndex`/`ModifyIndex`; with `cas`, only if the stored one's
+    /// `ModifyIndex` equals it (answers `Bool`).
+    PutConfig {
+        name: String,
+        table: Table,
+        doc: Value,
+        cas: Option<u64>,
+    },
 }
 
 /// What applying a command answers.
@@ -214,6 +223,12 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
                 w.put_system(name, *table, doc)?;
                 Response::Done
             }
+            Command::PutConfig {
+                name,
+                table,
+                doc,
+                cas,
+            } => Response::Bool(w.put_config(name, *table, doc.clone(), *cas)?),
         })
     });
     match out {

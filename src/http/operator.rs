@@ -183,38 +183,26 @@ async fn set_autopilot(
                 ApiError::bad_request(format!("Error parsing autopilot config: {e}"))
             })?);
     }
-    let current = {
-        let r = agent.store.read()?;
-        let v = r.view();
-        (
-            v.system::<AutopilotConfig>(AUTOPILOT_DOC)?,
-            v.table_index(&[Table::Autopilot])?,
-        )
+    let cas = match opts.params.get("cas") {
+        Some(cas) => Some(
+            cas.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("Error parsing cas value: {cas:?}")))?,
+        ),
+        None => None,
     };
-    if let Some(cas) = opts.params.get("cas") {
-        let cas: u64 = cas
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Error parsing cas value: {cas:?}")))?;
-        let current_index = current.0.as_ref().map_or(0, |c| c.modify_index);
-        if cas != current_index {
-            return Ok(json(&false, opts.pretty));
-        }
-    }
-    // The stored document carries its own indexes: the next Raft index is not known
-    // before the write, so the table index after it is used.
-    conf.create_index = current.0.as_ref().map_or(current.1 + 1, |c| c.create_index);
-    conf.modify_index = current.1 + 1;
     match agent
         .consensus
-        .propose(Command::PutSystem {
+        .propose(Command::PutConfig {
             name: AUTOPILOT_DOC.into(),
             table: Table::Autopilot,
             doc: serde_json::to_value(&conf).map_err(|e| ApiError::internal(e.to_string()))?,
+            cas,
         })
         .await?
     {
+        FsmResponse::Bool(stored) => Ok(json(&stored, opts.pretty)),
         FsmResponse::Rejected(msg) => Err(ApiError::from_message(msg)),
-        _ => Ok(json(&true, opts.pretty)),
+        other => Err(ApiError::internal(format!("unexpected answer: {other:?}"))),
     }
 }
 
