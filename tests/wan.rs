@@ -43,7 +43,7 @@ fn server(ip: &str, name: &str, dc: &str, extra: &[&str]) -> Agent {
         FAST_WAN.to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let a = Agent::start_at(ip, name, args, Agent::scratch(&format!("wan-{name}")));
+    let mut a = Agent::start_at(ip, name, args, Agent::scratch(&format!("wan-{name}")));
     a.wait_ready();
     a
 }
@@ -90,7 +90,7 @@ fn a_records(m: &Message) -> Vec<String> {
 #[test]
 fn two_datacenters_over_wan() {
     let s1 = server("127.0.6.1", "s1", "dc1", &[]);
-    let c1 = Agent::start_at(
+    let mut c1 = Agent::start_at(
         "127.0.6.2",
         "c1",
         vec![

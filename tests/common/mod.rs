@@ -38,12 +38,24 @@ impl Resp {
     }
 }
 
+/// A loopback port that is free for both TCP and UDP right now and that this
+/// test process has not handed out before. Another process (or a client
+/// socket's ephemeral port) can still take it before the agent binds it, so
+/// `Agent::start` retries with fresh ports when the agent exits early.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Agent {
@@ -92,9 +104,25 @@ impl Agent {
         scratch_dir(tag)
     }
 
-    pub fn start(mut args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
+    /// Starts an agent on fresh free ports. A port can be taken between
+    /// choosing it and the agent binding it; the agent then exits at once,
+    /// and the start is retried on other ports.
+    pub fn start(args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
         // reqwest is built without a default TLS provider (the binary picks ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        for _ in 0..4 {
+            let mut agent = Agent::with_fresh_ports(args.clone(), data_dir.clone());
+            agent.spawn();
+            if agent.wait_ready_or_exit() {
+                return agent;
+            }
+            // Keep the data directory for the next attempt.
+            agent.data_dir = None;
+        }
+        panic!("agent exited at start four times (ports taken?)");
+    }
+
+    fn with_fresh_ports(mut args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
         let port = free_port();
         let dns = free_port();
         args.extend([
@@ -109,7 +137,7 @@ impl Agent {
             "-grpc-port=-1".to_string(),
             "-log-level=warn".to_string(),
         ]);
-        let mut agent = Agent {
+        Agent {
             child: None,
             http: format!("http://127.0.0.1:{port}"),
             port,
@@ -120,9 +148,7 @@ impl Agent {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
-        };
-        agent.launch();
-        agent
+        }
     }
 
     /// A cluster member on its own loopback address with Consul's default ports
@@ -200,9 +226,23 @@ impl Agent {
     }
 
     /// Waits until the agent answers catalog reads with a known leader.
-    pub fn wait_ready(&self) {
+    pub fn wait_ready(&mut self) {
+        assert!(
+            self.wait_ready_or_exit(),
+            "agent exited before it was ready"
+        );
+    }
+
+    /// True once the agent is ready; false if its process exited first.
+    fn wait_ready_or_exit(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
             if let Ok(r) = self
                 .client
                 .get(format!("{}/v1/catalog/nodes", self.http))
@@ -219,7 +259,7 @@ impl Agent {
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
                 if r.status() == 200 && leader && idx >= 2 {
-                    return;
+                    return true;
                 }
             }
             assert!(Instant::now() < deadline, "agent not ready within 30s");
