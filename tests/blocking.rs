@@ -162,3 +162,114 @@ fn consistency_modes_and_effective_header() {
         );
     }
 }
+
+/// Registers `web` instance `id` on `node` with one check in `status`.
+fn register_web(a: &Agent, node: &str, id: &str, tags: &[&str], status: &str) {
+    let body = serde_json::json!({
+        "Node": node, "Address": "10.0.0.1", "NodeMeta": {"rack": node},
+        "Service": {"ID": id, "Service": "web", "Tags": tags, "Port": 80},
+        "Check": {"CheckID": format!("chk-{id}"), "Name": "c", "Status": status, "ServiceID": id},
+    });
+    assert_eq!(a.put("/v1/catalog/register", body.to_string()).status, 200);
+}
+
+fn ids(r: &common::Resp) -> Vec<String> {
+    let mut ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e.pointer("/Service/ID")
+                .or_else(|| e.get("ServiceID"))
+                .and_then(|v| v.as_str())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Answers are shared between identical reads of one snapshot: reads that
+/// differ in any parameter, made back to back on the same snapshot, must each
+/// get their own answer, and a write must show in the next read.
+#[test]
+fn reads_of_one_snapshot_with_different_parameters_get_their_own_answers() {
+    // Not -dev: it pretty-prints every answer, and `?pretty` must make a difference.
+    let a = Agent::server(&Agent::scratch("shared-answers"));
+    register_web(&a, "n1", "web-1", &["blue"], "passing");
+    register_web(&a, "n2", "web-2", &["green"], "critical");
+
+    for _ in 0..3 {
+        assert_eq!(ids(&a.get("/v1/health/service/web")), ["web-1", "web-2"]);
+        assert_eq!(ids(&a.get("/v1/health/service/web?passing")), ["web-1"]);
+        assert_eq!(ids(&a.get("/v1/health/service/web?tag=green")), ["web-2"]);
+        assert_eq!(
+            ids(&a.get("/v1/health/service/web?node-meta=rack:n1")),
+            ["web-1"]
+        );
+        assert_eq!(
+            ids(&a.get("/v1/health/service/web?filter=Service.ID%20%3D%3D%20%22web-2%22")),
+            ["web-2"]
+        );
+        assert_eq!(ids(&a.get("/v1/catalog/service/web?tag=blue")), ["web-1"]);
+        assert_eq!(ids(&a.get("/v1/catalog/service/web")), ["web-1", "web-2"]);
+        assert_eq!(
+            a.get("/v1/health/connect/web").json(),
+            serde_json::json!([])
+        );
+    }
+    // `pretty` changes the bytes, not the content.
+    let plain = a.get("/v1/catalog/services");
+    let pretty = a.get("/v1/catalog/services?pretty");
+    assert_ne!(plain.body, pretty.body);
+    assert_eq!(plain.json(), pretty.json());
+    assert_eq!(plain.index(), pretty.index());
+
+    let before = a.get("/v1/health/service/web?passing");
+    register_web(&a, "n2", "web-2", &["green"], "passing");
+    let after = a.get("/v1/health/service/web?passing");
+    assert!(after.index() > before.index());
+    assert_eq!(ids(&after), ["web-1", "web-2"]);
+    assert_eq!(
+        a.get("/v1/catalog/services").json(),
+        serde_json::json!({"consul": [], "web": ["blue", "green"]})
+    );
+}
+
+/// Many watchers of one service, woken by one flip, all see the flip.
+#[test]
+fn every_woken_watcher_of_a_shared_answer_sees_the_write_that_woke_it() {
+    let a = Agent::dev();
+    register_web(&a, "n1", "web-1", &[], "passing");
+    let idx = a.get("/v1/health/service/web?passing").index();
+    let watchers: Vec<_> = (0..40)
+        .map(|i| {
+            let http = a.http.clone();
+            let query = if i % 2 == 0 { "passing" } else { "tag=none" };
+            std::thread::spawn(move || {
+                let r = reqwest::blocking::Client::new()
+                    .get(format!(
+                        "{http}/v1/health/service/web?{query}&index={idx}&wait=20s"
+                    ))
+                    .send()
+                    .unwrap();
+                let index: u64 = r.headers()["X-Consul-Index"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let body: serde_json::Value = r.json().unwrap();
+                (query, index, body.as_array().unwrap().len())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    register_web(&a, "n1", "web-1", &[], "critical");
+    for w in watchers {
+        let (query, index, len) = w.join().unwrap();
+        assert!(index > idx, "{query}: index {index} <= {idx}");
+        assert_eq!(len, 0, "{query}: the flip did not show");
+    }
+}

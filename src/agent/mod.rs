@@ -49,6 +49,8 @@ pub struct Agent {
     pub autopilot: autopilot::Autopilot,
     /// Freshness bookkeeping for `?cached` reads.
     pub http_cache: crate::http::cache::AgentCache,
+    /// Rendered answers shared by concurrent identical reads.
+    pub shared_answers: crate::http::shared::SharedAnswers,
     /// Recent user events.
     pub events: events::EventLog,
     /// Serialises anti-entropy passes.
@@ -182,6 +184,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         leaf_cache: Default::default(),
         autopilot: Default::default(),
         http_cache: Default::default(),
+        shared_answers: Default::default(),
         events: Default::default(),
         sync_lock: tokio::sync::Mutex::new(0),
         flags,

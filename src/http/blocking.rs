@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::Rng;
 
 use super::error::ApiError;
@@ -12,6 +13,7 @@ use crate::agent::Agent;
 use crate::state::{ReaderRef, WatchKey};
 
 /// What a query function found.
+#[derive(Debug, Clone)]
 pub struct Found<T> {
     pub index: u64,
     pub value: T,
@@ -110,15 +112,52 @@ pub async fn blocking<T>(
     report_consistency: bool,
     mut query: impl FnMut(ReaderRef<'_>) -> crate::state::Result<Found<T>>,
 ) -> Result<Answer<T>, ApiError> {
-    let label = report_consistency.then_some(opts.consistency);
-    let run = |query: &mut dyn FnMut(ReaderRef<'_>) -> crate::state::Result<Found<T>>| {
-        let reader = agent.store.read()?;
-        query(reader.view())
+    let mut read = || {
+        let found = agent
+            .store
+            .read()
+            .map_err(ApiError::from)
+            .and_then(|reader| Ok(query(reader.view())?));
+        std::future::ready(found)
     };
+    block_until_changed(agent, opts, watch, report_consistency, &mut read).await
+}
 
+/// [`blocking`] for reads whose whole answer, index and rendered body, follows
+/// from the store snapshot and the request: concurrent requests for the same
+/// answer share one computation (see [`super::shared`]). `label` names the
+/// endpoint and what its path selects (`health/service/web`); the query string,
+/// token and agent node complete the key.
+pub async fn blocking_shared(
+    agent: &Agent,
+    opts: &QueryOptions,
+    label: &str,
+    watch: &[WatchKey],
+    report_consistency: bool,
+    query: impl Fn(ReaderRef<'_>) -> Result<Found<Bytes>, ApiError> + Sync,
+) -> Result<Answer<Bytes>, ApiError> {
+    let key = &opts.share_key(label);
+    let query = &query;
+    let mut read = move || agent.shared_answers.get(&agent.store, key, query);
+    block_until_changed(agent, opts, watch, report_consistency, &mut read).await
+}
+
+/// The blocking loop both helpers share; `read` runs the query once on the
+/// current state.
+async fn block_until_changed<T, F>(
+    agent: &Agent,
+    opts: &QueryOptions,
+    watch: &[WatchKey],
+    report_consistency: bool,
+    read: &mut impl FnMut() -> F,
+) -> Result<Answer<T>, ApiError>
+where
+    F: Future<Output = Result<Found<T>, ApiError>>,
+{
+    let label = report_consistency.then_some(opts.consistency);
     check_consistency(agent, opts.consistency).await?;
     if opts.min_index == 0 {
-        let found = run(&mut query)?;
+        let found = read().await?;
         return Ok(Answer {
             meta: meta(agent, found.index, label),
             value: found.value,
@@ -131,7 +170,7 @@ pub async fn blocking<T>(
     loop {
         // Subscribe before reading so a write in between is not missed.
         let mut watches = agent.store.watches.subscribe(watch);
-        let found = run(&mut query)?;
+        let found = read().await?;
         if !found.exists {
             if not_found_before {
                 min_index = found.index;
@@ -152,7 +191,7 @@ pub async fn blocking<T>(
             .await
             .is_ok();
         if !woke {
-            let found = run(&mut query)?;
+            let found = read().await?;
             return Ok(Answer {
                 meta: meta(agent, found.index, label),
                 value: found.value,

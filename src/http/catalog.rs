@@ -10,11 +10,11 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, put};
 
-use super::blocking::{Found, blocking};
+use super::blocking::{Found, blocking, blocking_shared};
 use super::endpoint;
 use super::error::{ApiError, ApiResult};
 use super::query::QueryOptions;
-use super::response::{json, json_with_meta};
+use super::response::{json, json_bytes, json_with_meta, rendered_with_meta};
 use crate::acl::Access;
 use crate::agent::Agent;
 use crate::fsm::{Command, Registration, Response as FsmResponse};
@@ -177,47 +177,42 @@ async fn datacenters(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> Api
 
 async fn nodes(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::NodeRead(""))?;
-    let ans = blocking(&agent, &opts, &[WatchKey::Table(Table::Nodes)], true, |r| {
+    let watch = [WatchKey::Table(Table::Nodes)];
+    let ans = blocking_shared(&agent, &opts, "catalog/nodes", &watch, true, |r| {
         let (idx, nodes) = r.nodes()?;
-        Ok(Found::new(idx, nodes))
+        let mut nodes: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| node_meta_matches(n, &opts.node_meta))
+            .collect();
+        super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut nodes, |n| &n.node);
+        let nodes = opts.apply_filter(nodes)?;
+        Ok(Found::new(idx, json_bytes(&nodes, opts.pretty).into()))
     })
     .await?;
-    let mut nodes: Vec<Node> = ans
-        .value
-        .into_iter()
-        .filter(|n| node_meta_matches(n, &opts.node_meta))
-        .collect();
-    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut nodes, |n| &n.node);
-    let nodes = opts.apply_filter(nodes)?;
-    Ok(json_with_meta(&nodes, &ans.meta, opts.pretty))
+    Ok(rendered_with_meta(ans.value, &ans.meta))
 }
 
 async fn services(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::ServiceRead(""))?;
-    let ans = blocking(
-        &agent,
-        &opts,
-        &[WatchKey::Table(Table::Services)],
-        true,
-        |r| {
-            let (idx, all) = r.services()?;
-            Ok(Found::new(idx, all))
-        },
-    )
-    .await?;
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut instances = Vec::new();
-    for (node, svc) in ans.value {
-        if node_meta_matches(&node, &opts.node_meta) {
-            instances.push(ServiceNode::new(&node, &svc));
+    let watch = [WatchKey::Table(Table::Services)];
+    let ans = blocking_shared(&agent, &opts, "catalog/services", &watch, true, |r| {
+        let (idx, all) = r.services()?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut instances = Vec::new();
+        for (node, svc) in all {
+            if node_meta_matches(&node, &opts.node_meta) {
+                instances.push(ServiceNode::new(&node, &svc));
+            }
         }
-    }
-    for sn in opts.apply_filter(instances)? {
-        out.entry(sn.service_name.clone())
-            .or_default()
-            .extend(sn.service_tags.iter().cloned());
-    }
-    Ok(json_with_meta(&out, &ans.meta, opts.pretty))
+        for sn in opts.apply_filter(instances)? {
+            out.entry(sn.service_name.clone())
+                .or_default()
+                .extend(sn.service_tags.iter().cloned());
+        }
+        Ok(Found::new(idx, json_bytes(&out, opts.pretty).into()))
+    })
+    .await?;
+    Ok(rendered_with_meta(ans.value, &ans.meta))
 }
 
 async fn service(
@@ -249,24 +244,29 @@ async fn service_nodes(
     } else {
         WatchKey::Service(lower(&name))
     };
-    let ans = blocking(&agent, &opts, &[watch], true, |r| {
+    let label = format!(
+        "catalog/{}/{name}",
+        if connect { "connect" } else { "service" }
+    );
+    let ans = blocking_shared(&agent, &opts, &label, &[watch], true, |r| {
         let (idx, instances) = if connect {
             r.connect_instances(&name)?
         } else {
             r.service_instances(&name)?
         };
-        Ok(Found::new(idx, instances))
+        let mut list: Vec<ServiceNode> = instances
+            .iter()
+            .filter(|(n, s)| {
+                node_meta_matches(n, &opts.node_meta) && tags_match(&s.tags, &opts.tags)
+            })
+            .map(|(n, s)| ServiceNode::new(n, s))
+            .collect();
+        super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |s| &s.node);
+        let list = opts.apply_filter(list)?;
+        Ok(Found::new(idx, json_bytes(&list, opts.pretty).into()))
     })
     .await?;
-    let mut list: Vec<ServiceNode> = ans
-        .value
-        .iter()
-        .filter(|(n, s)| node_meta_matches(n, &opts.node_meta) && tags_match(&s.tags, &opts.tags))
-        .map(|(n, s)| ServiceNode::new(n, s))
-        .collect();
-    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |s| &s.node);
-    let list = opts.apply_filter(list)?;
-    Ok(json_with_meta(&list, &ans.meta, opts.pretty))
+    Ok(rendered_with_meta(ans.value, &ans.meta))
 }
 
 async fn node(

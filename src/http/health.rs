@@ -8,12 +8,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::blocking::{Found, blocking};
+use super::blocking::{Found, blocking, blocking_shared};
 use super::catalog::{node_meta_matches, tags_match};
 use super::endpoint;
 use super::error::{ApiError, ApiResult};
 use super::query::QueryOptions;
-use super::response::json_with_meta;
+use super::response::{json_bytes, json_with_meta, rendered_with_meta};
 use crate::acl::Access;
 use crate::agent::Agent;
 use crate::state::{Table, WatchKey, schema::lower};
@@ -162,25 +162,28 @@ async fn service_health(
     } else {
         vec![WatchKey::Service(lower(&name))]
     };
-    let ans = blocking(&agent, &opts, &watch, true, |r| {
+    let label = format!(
+        "health/{}/{name}",
+        if connect { "connect" } else { "service" }
+    );
+    let ans = blocking_shared(&agent, &opts, &label, &watch, true, |r| {
         let (idx, list) = if connect {
             r.connect_check_service_nodes(&name)?
         } else {
             r.check_service_nodes(&name)?
         };
-        Ok(Found::new(idx, list))
+        let mut list: Vec<_> = list
+            .into_iter()
+            .filter(|csn| node_meta_matches(&csn.node, &opts.node_meta))
+            .filter(|csn| tags_match(&csn.service.tags, &opts.tags))
+            .filter(|csn| !passing || csn.checks.iter().all(|c| c.status == HEALTH_PASSING))
+            .collect();
+        super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |c| &c.node.node);
+        let list = opts.apply_filter(list)?;
+        Ok(Found::new(idx, json_bytes(&list, opts.pretty).into()))
     })
     .await?;
-    let mut list: Vec<_> = ans
-        .value
-        .into_iter()
-        .filter(|csn| node_meta_matches(&csn.node, &opts.node_meta))
-        .filter(|csn| tags_match(&csn.service.tags, &opts.tags))
-        .filter(|csn| !passing || csn.checks.iter().all(|c| c.status == HEALTH_PASSING))
-        .collect();
-    super::coordinate::sort_near(&agent, opts.near.as_deref(), &mut list, |c| &c.node.node);
-    let list = opts.apply_filter(list)?;
-    Ok(json_with_meta(&list, &ans.meta, opts.pretty))
+    Ok(rendered_with_meta(ans.value, &ans.meta))
 }
 
 /// Go's `strconv.ParseBool`.

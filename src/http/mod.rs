@@ -14,6 +14,7 @@ pub mod operator;
 pub mod query;
 pub mod response;
 pub mod session;
+pub mod shared;
 pub mod snapshot;
 pub mod status;
 pub mod txn;

@@ -280,6 +280,24 @@ impl QueryOptions {
         })
     }
 
+    /// What, besides the endpoint's `label`, decides a read's answer: the query
+    /// string without `index` and `wait` (they only decide when to answer), the
+    /// token, and the agent node `near=_agent` stands for.
+    pub fn share_key(&self, label: &str) -> String {
+        let mut key = format!("{label}\0{}\0", self.token);
+        if let Some(near) = &self.near {
+            key.push_str(near);
+        }
+        for part in self.raw_query.split('&') {
+            let name = part.split_once('=').map_or(part, |(n, _)| n);
+            if !matches!(name, "index" | "wait" | "") {
+                key.push('\0');
+                key.push_str(part);
+            }
+        }
+        key
+    }
+
     /// Applies `?filter=` to a list of wire values (see [`crate::filter::apply`]).
     pub fn apply_filter<T: serde::Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
         crate::filter::apply(self.filter.as_ref(), items)

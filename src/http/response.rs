@@ -81,6 +81,20 @@ pub fn json_with_meta<T: Serialize + ?Sized>(
     r
 }
 
+/// A JSON answer rendered earlier (a shared answer), with its metadata headers.
+pub fn rendered_with_meta(body: bytes::Bytes, meta: &QueryMeta) -> Response {
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from(body),
+    )
+        .into_response();
+    set_meta(r.headers_mut(), meta);
+    r
+}
+
 /// A 404 with an empty body that still carries the metadata (KV misses), so clients
 /// can block for the object's creation.
 pub fn not_found_with_meta(meta: &QueryMeta) -> Response {

@@ -279,6 +279,12 @@ impl Reader<'_> {
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         schema::get_json(&self.db.meta, &self.txn, key.as_bytes())
     }
+
+    /// Which committed state this transaction reads: it grows with every commit,
+    /// and two readers with the same id see exactly the same data.
+    pub fn snapshot_id(&self) -> usize {
+        self.txn.id()
+    }
 }
 
 /// Read queries, usable from a read transaction or inside a write.
