@@ -273,3 +273,44 @@ fn every_woken_watcher_of_a_shared_answer_sees_the_write_that_woke_it() {
         assert_eq!(len, 0, "{query}: the flip did not show");
     }
 }
+
+/// `?recurse` answers are shared too: different prefixes read at one snapshot
+/// keep their own answers, an empty prefix is a 404, and a write shows at once.
+#[test]
+fn recurse_reads_of_one_snapshot_keep_their_prefixes_apart() {
+    let a = Agent::dev();
+    for key in ["app/a", "app/b/c", "other/x"] {
+        assert_eq!(a.put(&format!("/v1/kv/{key}"), "v").status, 200);
+    }
+    let keys = |r: &common::Resp| -> Vec<String> {
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for _ in 0..3 {
+        assert_eq!(keys(&a.get("/v1/kv/app/?recurse")), ["app/a", "app/b/c"]);
+        assert_eq!(keys(&a.get("/v1/kv/app/b/?recurse")), ["app/b/c"]);
+        assert_eq!(keys(&a.get("/v1/kv/?recurse")).len(), 3);
+        let missing = a.get("/v1/kv/none/?recurse");
+        assert_eq!(missing.status, 404);
+        assert!(missing.body.is_empty());
+    }
+    let idx = a.get("/v1/kv/app/?recurse").index();
+    let http = a.http.clone();
+    let watcher = std::thread::spawn(move || {
+        reqwest::blocking::get(format!("{http}/v1/kv/app/?recurse&index={idx}&wait=10s"))
+            .unwrap()
+            .json::<serde_json::Value>()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a.put("/v1/kv/app/new", "v").status, 200);
+    assert_eq!(watcher.join().unwrap().as_array().unwrap().len(), 3);
+    assert_eq!(
+        keys(&a.get("/v1/kv/app/?recurse")),
+        ["app/a", "app/b/c", "app/new"]
+    );
+}

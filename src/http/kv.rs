@@ -10,11 +10,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::blocking::{Found, blocking};
+use super::blocking::{Found, blocking, blocking_shared};
 use super::endpoint;
 use super::error::{ApiError, ApiResult};
 use super::query::QueryOptions;
-use super::response::{json, json_with_meta, not_found_with_meta, set_meta};
+use super::response::{
+    json, json_bytes, json_with_meta, not_found_with_meta, rendered_with_meta, set_meta,
+};
 use crate::acl::Access;
 use crate::agent::Agent;
 use crate::fsm::{Command, Response as FsmResponse};
@@ -69,21 +71,25 @@ async fn kv_get(
         return Ok(json_with_meta(&ans.value, &ans.meta, opts.pretty));
     }
     if p.has("recurse") {
-        let ans = blocking(
-            &agent,
-            &opts,
-            &[WatchKey::KvPrefix(key.clone())],
-            false,
-            |r| {
-                let (idx, entries) = r.kv_list(&key)?;
-                Ok(Found::new(idx, entries))
-            },
-        )
+        // Every instance of a Spring Cloud Consul app watches its config prefix
+        // this way, so one change wakes them all: the answer is shared. An empty
+        // body stands for "no keys" (a JSON list is never empty bytes).
+        let watch = [WatchKey::KvPrefix(key.clone())];
+        let label = format!("kv/recurse/{key}");
+        let ans = blocking_shared(&agent, &opts, &label, &watch, false, |r| {
+            let (idx, entries) = r.kv_list(&key)?;
+            let body = if entries.is_empty() {
+                Bytes::new()
+            } else {
+                json_bytes(&entries, opts.pretty).into()
+            };
+            Ok(Found::new(idx, body))
+        })
         .await?;
         if ans.value.is_empty() {
             return Ok(not_found_with_meta(&ans.meta));
         }
-        return Ok(json_with_meta(&ans.value, &ans.meta, opts.pretty));
+        return Ok(rendered_with_meta(ans.value, &ans.meta));
     }
     if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
