@@ -198,9 +198,8 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     register_from_config(&agent, &services, &checks)?;
 
     let mut servers = Vec::new();
-    for handle in listen_http(&agent).await? {
-        servers.push(handle);
-    }
+    servers.extend(listen_http(&agent).await?);
+    servers.extend(listen_https(&agent).await?);
     listen_rpc(&agent).await?;
     servers.extend(crate::dns::listen(&agent).await?);
     tokio::spawn(leader::run(agent.clone()));
@@ -316,14 +315,7 @@ async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Join
         }));
         return Ok(handles);
     }
-    let addrs: Vec<IpAddr> = match agent.config.addresses.http.as_deref() {
-        Some(a) => a
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect(),
-        None => agent.config.client_addrs.clone(),
-    };
-    for ip in addrs {
+    for ip in listen_addrs(agent, agent.config.addresses.http.as_deref()) {
         let addr = SocketAddr::new(ip, port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -338,6 +330,42 @@ async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Join
         }));
     }
     Ok(handles)
+}
+
+/// The HTTPS listeners (`ports.https`, off by default).
+async fn listen_https(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    if agent.config.ports.https <= 0 {
+        return Ok(handles);
+    }
+    let tls = crate::http::tls::server_config(&agent.config.tls).context("HTTPS listener")?;
+    let app = crate::http::router(agent.clone());
+    let port = agent.config.ports.https as u16;
+    for ip in listen_addrs(agent, agent.config.addresses.https.as_deref()) {
+        let addr = SocketAddr::new(ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding HTTPS on {addr}"))?;
+        tracing::info!(%addr, "HTTPS API listening");
+        let (token, app, tls) = (agent.shutdown.clone(), app.clone(), tls.clone());
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::tls::serve(listener, tls, app, token).await {
+                tracing::error!(error = %e, "HTTPS server failed");
+            }
+        }));
+    }
+    Ok(handles)
+}
+
+/// `addresses.<interface>` (space-separated IPs), else the client addresses.
+fn listen_addrs(agent: &Agent, configured: Option<&str>) -> Vec<IpAddr> {
+    match configured {
+        Some(a) => a
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        None => agent.config.client_addrs.clone(),
+    }
 }
 
 /// Servers accept Raft traffic and forwarded requests on the server RPC port.

@@ -17,6 +17,7 @@ pub mod session;
 pub mod shared;
 pub mod snapshot;
 pub mod status;
+pub mod tls;
 pub mod txn;
 pub mod usage;
 
