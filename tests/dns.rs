@@ -406,8 +406,12 @@ fn registration_over_http_resolves_at_once_and_deregistration_too() {
         &agent,
         serde_json::json!({"Node": "n1", "Address": "10.9.0.1", "Service": {"Service": "fresh", "Port": 1}}),
     );
-    let m = udp(&agent, "fresh.service.consul.", RecordType::A);
-    assert_eq!(ipv4s(&m.answers), BTreeSet::from(["10.9.0.1".to_string()]));
+    // Lookups of one catalog state share their instances; asking again must
+    // not pin that state once it changes.
+    for _ in 0..3 {
+        let m = udp(&agent, "fresh.service.consul.", RecordType::A);
+        assert_eq!(ipv4s(&m.answers), BTreeSet::from(["10.9.0.1".to_string()]));
+    }
     // A critical node-level check takes the instance out.
     register(
         &agent,
@@ -416,6 +420,14 @@ fn registration_over_http_resolves_at_once_and_deregistration_too() {
     );
     let m = udp(&agent, "fresh.service.consul.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // And brings it back when it passes again.
+    register(
+        &agent,
+        serde_json::json!({"Node": "n1", "Address": "10.9.0.1",
+            "Check": {"CheckID": "node-down", "Name": "node down", "Status": "passing"}}),
+    );
+    let m = udp(&agent, "fresh.service.consul.", RecordType::A);
+    assert_eq!(ipv4s(&m.answers), BTreeSet::from(["10.9.0.1".to_string()]));
 }
 
 #[test]

@@ -51,6 +51,9 @@ pub struct Agent {
     pub http_cache: crate::http::cache::AgentCache,
     /// Rendered answers shared by concurrent identical reads.
     pub shared_answers: crate::http::shared::SharedAnswers,
+    /// Decoded service instances shared by DNS lookups of one snapshot.
+    pub dns_instances:
+        crate::http::shared::SharedAnswers<Arc<Vec<crate::structs::CheckServiceNode>>>,
     /// Recent user events.
     pub events: events::EventLog,
     /// Serialises anti-entropy passes.
@@ -185,6 +188,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         autopilot: Default::default(),
         http_cache: Default::default(),
         shared_answers: Default::default(),
+        dns_instances: Default::default(),
         events: Default::default(),
         sync_lock: tokio::sync::Mutex::new(0),
         flags,

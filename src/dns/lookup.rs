@@ -10,10 +10,12 @@
 //! older than `max_stale`) a leader must be known first.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::name::Target;
 use super::settings::Settings;
 use crate::agent::Agent;
+use crate::http::blocking::Found;
 use crate::structs::{CheckServiceNode, Node, NodeService};
 
 /// Why a lookup could not be answered.
@@ -138,22 +140,22 @@ pub async fn service_nodes(
         Endpoints::Connect => format!("/v1/health/connect/{service}"),
         Endpoints::Ingress => String::new(),
     };
-    let nodes = match scope(settings, target) {
+    let nodes: Arc<Vec<CheckServiceNode>> = match scope(settings, target) {
         Scope::Nothing => return Ok(Vec::new()),
         Scope::Local if agent.config.server => {
             local_service_nodes(agent, settings, service, endpoints).await?
         }
-        _ if uri.is_empty() => Vec::new(),
-        Scope::Local => from_server(agent, settings, &uri).await?,
-        Scope::Remote(dc) => from_datacenter(agent, settings, &dc, &uri).await?,
+        _ if uri.is_empty() => Arc::default(),
+        Scope::Local => Arc::new(from_server(agent, settings, &uri).await?),
+        Scope::Remote(dc) => Arc::new(from_datacenter(agent, settings, &dc, &uri).await?),
     };
-    Ok(match tag {
-        Some(tag) => nodes
-            .into_iter()
-            .filter(|n| n.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
-            .collect(),
-        None => nodes,
-    })
+    Ok(nodes
+        .iter()
+        .filter(|n| {
+            tag.is_none_or(|tag| n.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+        })
+        .cloned()
+        .collect())
 }
 
 async fn local_service_nodes(
@@ -161,21 +163,29 @@ async fn local_service_nodes(
     settings: &Settings,
     service: &str,
     endpoints: Endpoints,
-) -> LookupResult<Vec<CheckServiceNode>> {
+) -> LookupResult<Arc<Vec<CheckServiceNode>>> {
     ensure_readable(agent, settings).await?;
-    let reader = agent.store.read().map_err(storage)?;
-    let view = reader.view();
-    Ok(match endpoints {
-        Endpoints::Service => view.check_service_nodes(service).map_err(storage)?.1,
-        Endpoints::Connect => {
-            view.connect_check_service_nodes(service)
-                .map_err(storage)?
-                .1
-        }
-        // concord has no ingress gateway configuration entries yet, so no gateway
-        // exposes any service.
-        Endpoints::Ingress => Vec::new(),
-    })
+    // concord has no ingress gateway configuration entries yet, so no gateway
+    // exposes any service.
+    if endpoints == Endpoints::Ingress {
+        return Ok(Arc::default());
+    }
+    // Every query for a service decodes the same rows until the next write:
+    // lookups of one snapshot share them.
+    let key = format!("{endpoints:?}\0{service}");
+    let found = agent
+        .dns_instances
+        .get(&agent.store, &key, &|view| {
+            let (idx, nodes) = if endpoints == Endpoints::Connect {
+                view.connect_check_service_nodes(service)?
+            } else {
+                view.check_service_nodes(service)?
+            };
+            Ok(Found::new(idx, Arc::new(nodes)))
+        })
+        .await
+        .map_err(|e| storage(e.body))?;
+    Ok(found.value)
 }
 
 /// One node by name (case-insensitive); `None` when it is not registered.

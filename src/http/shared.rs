@@ -1,5 +1,6 @@
 //! Shared answers: requests for the same read over the same store snapshot are
-//! computed and rendered once, and every requester gets the same bytes.
+//! computed (and, for HTTP, rendered) once, and every requester gets the same
+//! result: the same bytes for HTTP reads, the same instance list for DNS.
 //!
 //! When one check flips, every blocking query watching that service wakes at
 //! once; without sharing each of them rebuilds and re-encodes the same answer
@@ -31,35 +32,62 @@ const MAX_BYTES: usize = 64 << 20;
 /// Sweeps run at most this often (each one looks at every kept answer).
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-type Cell = Arc<OnceCell<Found<Bytes>>>;
+/// What a kept answer costs in memory, roughly (for the byte cap).
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
 
-struct Slot {
+impl Weigh for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T> Weigh for Arc<Vec<T>> {
+    fn weight(&self) -> usize {
+        // Decoded catalog rows: about a kilobyte each with their strings.
+        self.len() * 1024
+    }
+}
+
+type Cell<T> = Arc<OnceCell<Found<T>>>;
+
+struct Slot<T> {
     /// The snapshot the answer is kept under (it was computed from this one or a newer one).
     snapshot: usize,
-    cell: Cell,
+    cell: Cell<T>,
     used: Instant,
 }
 
-#[derive(Default)]
-pub struct SharedAnswers {
-    slots: Mutex<Slots>,
+pub struct SharedAnswers<T = Bytes> {
+    slots: Mutex<Slots<T>>,
 }
 
-#[derive(Default)]
-struct Slots {
-    by_key: HashMap<String, Slot>,
+impl<T> Default for SharedAnswers<T> {
+    fn default() -> Self {
+        SharedAnswers {
+            slots: Mutex::new(Slots {
+                by_key: HashMap::new(),
+                last_sweep: None,
+            }),
+        }
+    }
+}
+
+struct Slots<T> {
+    by_key: HashMap<String, Slot<T>>,
     last_sweep: Option<Instant>,
 }
 
-impl SharedAnswers {
+impl<T: Clone + Weigh> SharedAnswers<T> {
     /// The answer for `key` at the store's current snapshot: computed by `query`
     /// on a fresh read transaction unless another request already did (or is doing) it.
     pub async fn get(
         &self,
         store: &Store,
         key: &str,
-        query: &(dyn Fn(ReaderRef<'_>) -> Result<Found<Bytes>, ApiError> + Sync),
-    ) -> Result<Found<Bytes>, ApiError> {
+        query: &(dyn Fn(ReaderRef<'_>) -> Result<Found<T>, ApiError> + Sync),
+    ) -> Result<Found<T>, ApiError> {
         let seen = store.read()?.snapshot_id();
         let cell = self.cell_for(key, seen);
         let found = cell
@@ -73,7 +101,7 @@ impl SharedAnswers {
     }
 
     /// The cell kept for `key` if it is no older than `seen`, else a new one.
-    fn cell_for(&self, key: &str, seen: usize) -> Cell {
+    fn cell_for(&self, key: &str, seen: usize) -> Cell<T> {
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.by_key.get_mut(key)
@@ -102,7 +130,7 @@ impl SharedAnswers {
     }
 }
 
-impl Slots {
+impl<T: Weigh> Slots<T> {
     /// Drops answers idle for longer than [`IDLE`], then the least recently used
     /// ones until the rest fit in [`MAX_BYTES`].
     fn sweep(&mut self, now: Instant) {
@@ -115,7 +143,7 @@ impl Slots {
         self.last_sweep = Some(now);
         self.by_key
             .retain(|_, slot| now.duration_since(slot.used) <= IDLE);
-        let size = |slot: &Slot| slot.cell.get().map_or(0, |f| f.value.len());
+        let size = |slot: &Slot<T>| slot.cell.get().map_or(0, |f| f.value.weight());
         let mut total: usize = self.by_key.values().map(size).sum();
         if total <= MAX_BYTES {
             return;
@@ -149,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn one_computation_per_snapshot_and_a_new_one_after_a_write() {
         let store = Store::open_scratch().unwrap();
-        let shared = SharedAnswers::default();
+        let shared = SharedAnswers::<Bytes>::default();
         let computed = AtomicUsize::new(0);
         let query = |_: ReaderRef<'_>| answer(&computed);
 
@@ -175,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_requests_share_one_computation() {
         let store = Store::open_scratch().unwrap();
-        let shared = SharedAnswers::default();
+        let shared = SharedAnswers::<Bytes>::default();
         let computed = AtomicUsize::new(0);
         let query = |_: ReaderRef<'_>| {
             std::thread::sleep(Duration::from_millis(20));
@@ -189,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_kept() {
         let store = Store::open_scratch().unwrap();
-        let shared = SharedAnswers::default();
+        let shared = SharedAnswers::<Bytes>::default();
         let calls = AtomicUsize::new(0);
         let query = |_: ReaderRef<'_>| {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -212,8 +240,11 @@ mod tests {
                 .unwrap();
             cell
         };
-        let mut slots = Slots::default();
-        let slot = |cell: Cell, age: Duration| Slot {
+        let mut slots = Slots {
+            by_key: HashMap::new(),
+            last_sweep: None,
+        };
+        let slot = |cell: Cell<Bytes>, age: Duration| Slot {
             snapshot: 1,
             cell,
             used: now - age,
