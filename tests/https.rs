@@ -19,6 +19,23 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A P-256 key `<name>.key` and, by `extra`, a self-signed certificate or a
+/// signing request for the subject `CN=<name>`.
+fn new_key(dir: &Path, name: &str, extra: &[&str]) {
+    let (key, subject) = (format!("{name}.key"), format!("/CN={name}"));
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    args.extend(["-keyout", &key, "-subj", &subject]);
+    args.extend(extra);
+    openssl(dir, &args);
+}
+
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, both
 /// signed by the CA, and a second CA nobody trusts with its own client cert.
 fn make_certs(dir: &Path) {
@@ -29,45 +46,12 @@ fn make_certs(dir: &Path) {
     .unwrap();
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
     for ca in ["ca", "rogue"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={ca}"),
-            ],
-        );
+        let cert = format!("{ca}.crt");
+        new_key(dir, ca, &["-x509", "-days", "2", "-out", &cert]);
     }
     for (name, ca) in [("server", "ca"), ("client", "ca"), ("stranger", "rogue")] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
+        let csr = format!("{name}.csr");
+        new_key(dir, name, &["-out", &csr]);
         let ext = if name == "server" {
             "server.ext"
         } else {
