@@ -370,3 +370,157 @@ fn errors_use_consuls_words_and_exit_codes() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("frobnicate"), "{}", out.stderr);
 }
+
+#[test]
+fn keygen_prints_a_fresh_32_byte_key() {
+    use base64::Engine as _;
+    let a = run_with_stdin(None, &["keygen"], b"");
+    let b = run_with_stdin(None, &["keygen"], b"");
+    assert_eq!((a.code, a.stderr.as_str()), (0, ""));
+    assert!(a.stdout.ends_with('\n') && a.stdout.lines().count() == 1);
+    let key = a.stdout.trim_end();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+    assert_eq!(raw.len(), 32);
+    assert_ne!(a.stdout, b.stdout);
+
+    // The key is one the agent's configuration accepts.
+    let dir = Agent::scratch("cli-keygen");
+    let file = dir.join("encrypt.json");
+    std::fs::write(
+        &file,
+        format!(r#"{{"data_dir": "{}", "encrypt": "{key}"}}"#, dir.display()),
+    )
+    .unwrap();
+    let out = run_with_stdin(None, &["validate", file.to_str().unwrap()], b"");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Configuration is valid!\n"),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn validate_checks_files_and_dirs_as_the_agent_loads_them() {
+    let dir = Agent::scratch("cli-validate");
+    let data = dir.join("data");
+    let conf = dir.join("conf.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    let validate = |args: &[&str]| {
+        let mut all = vec!["validate"];
+        all.extend_from_slice(args);
+        run_with_stdin(None, &all, b"")
+    };
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+    // A directory of JSON and HCL, merged as the agent merges them.
+    std::fs::write(
+        conf.join("a.json"),
+        format!(
+            r#"{{"data_dir": "{}", "bind_addr": "10.0.0.1"}}"#,
+            data.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("b.hcl"),
+        "service {\n  name = \"web\"\n  port = 80\n  check {\n    ttl = \"10s\"\n  }\n}\n",
+    )
+    .unwrap();
+    let out = validate(&[&path(&conf)]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "Configuration is valid!\n", "")
+    );
+    let quiet = validate(&["-quiet", &path(&conf)]);
+    assert_eq!((quiet.code, quiet.stdout.as_str()), (0, ""));
+    // Nothing was written: the node ID is not settled by a validation.
+    assert!(!data.exists(), "validate created the data dir");
+
+    // Files without a known extension need -config-format (JSON is valid HCL).
+    let plain = dir.join("agent.conf");
+    std::fs::write(&plain, format!(r#"{{"data_dir": "{}"}}"#, data.display())).unwrap();
+    let out = validate(&[&path(&plain)]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Config validation failed: config file \"{}\" has unknown extension; must be .hcl or .json, or -config-format must be set\n",
+            plain.display()
+        )
+    );
+    for format in ["json", "hcl"] {
+        let out = validate(&[&format!("-config-format={format}"), &path(&plain)]);
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+    }
+    let out = validate(&["-config-format=yaml", &path(&plain)]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "-config-format must be either 'hcl' or 'json\n")
+    );
+
+    // The agent's own validation: a server needs a data directory.
+    let no_data = dir.join("no-data.json");
+    std::fs::write(&no_data, r#"{"server": true}"#).unwrap();
+    let out = validate(&[&path(&no_data)]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            1,
+            "",
+            "Config validation failed: data_dir cannot be empty\n"
+        )
+    );
+
+    // Broken syntax names the file.
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, r#"{"data_dir": "/tmp/x",,}"#).unwrap();
+    let out = validate(&[&path(&broken)]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Config validation failed: config file \"{}\": parse error: ",
+            broken.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // A service definition the agent would refuse at startup.
+    let bad_service = conf.join("c.json");
+    std::fs::write(
+        &bad_service,
+        r#"{"service": {"name": "db", "colour": "red"}}"#,
+    )
+    .unwrap();
+    let out = validate(&[&path(&conf)]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Config validation failed: invalid service definition: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("colour"), "{}", out.stderr);
+
+    let out = validate(&[]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Must specify at least one config file or directory\n")
+    );
+    let missing = dir.join("missing.json");
+    let out = validate(&[&path(&missing)]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Config validation failed: config file \"{}\": ",
+            missing.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

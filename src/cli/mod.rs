@@ -11,12 +11,14 @@ pub mod client;
 pub mod event;
 pub mod http_flags;
 pub mod info;
+pub mod keygen;
 pub mod keyring;
 pub mod kv;
 pub mod members;
 pub mod operator;
 pub mod snapshot;
 pub mod ui;
+pub mod validate;
 pub mod version;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -68,6 +70,10 @@ pub enum Command {
     /// Interact with the catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Generates a new encryption key.
+    Keygen(keygen::KeygenArgs),
+    /// Validate config files/directories.
+    Validate(validate::ValidateArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -95,6 +101,8 @@ pub fn run(command: Command) -> i32 {
             Command::Snapshot(c) => snapshot::run(c).await,
             Command::Kv(c) => kv::run(c).await,
             Command::Catalog(c) => catalog::run(c).await,
+            Command::Keygen(a) => keygen::run(a),
+            Command::Validate(a) => validate::run(a),
         }
     })
 }
@@ -325,6 +333,8 @@ mod tests {
             "concord catalog datacenters",
             "concord catalog nodes -detailed -node-meta=a=b -node-meta=c=d -near=_agent",
             "concord catalog services -tags -node=n1",
+            "concord keygen",
+            "concord validate -quiet -config-format=hcl a.conf dir",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
