@@ -524,3 +524,250 @@ fn validate_checks_files_and_dirs_as_the_agent_loads_them() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn maint_enables_lists_and_disables_node_and_service_maintenance() {
+    let a = Agent::dev();
+    for (args, err) in [
+        (
+            &["maint", "-enable", "-disable"][..],
+            "Only one of -enable or -disable may be provided\n",
+        ),
+        (
+            &["maint", "-reason=x"][..],
+            "Reason may only be provided with -enable\n",
+        ),
+        (
+            &["maint", "-disable", "-reason=x"][..],
+            "Reason may only be provided with -enable\n",
+        ),
+        (
+            &["maint", "-service=web"][..],
+            "Service requires either -enable or -disable\n",
+        ),
+    ] {
+        let out = run(&a, args);
+        assert_eq!((out.code, out.stderr.as_str()), (1, err), "{args:?}");
+    }
+    assert_eq!(ok(&a, &["maint"]), "");
+
+    ok(&a, &["services", "register", "-name=web", "-port=80"]);
+    assert_eq!(
+        ok(&a, &["maint", "-enable", "-reason=kernel upgrade"]),
+        "Node maintenance is now enabled\n"
+    );
+    assert_eq!(
+        ok(&a, &["maint", "-enable", "-service=web"]),
+        "Service maintenance is now enabled for \"web\"\n"
+    );
+    let checks = a.get("/v1/agent/checks").json();
+    assert_eq!(checks["_node_maintenance"]["Notes"], "kernel upgrade");
+    assert_eq!(checks["_service_maintenance:web"]["Status"], "critical");
+    assert_eq!(
+        ok(&a, &["maint"]),
+        "Node:\n  Name:   it-node\n  Reason: kernel upgrade\n\n\
+         Service:\n  ID:     web\n  Reason: Maintenance mode is enabled for this service, \
+         but no reason was provided. This is a default message.\n\n"
+    );
+
+    let out = run(&a, &["maint", "-enable", "-service=nope"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "Error enabling service maintenance: Unexpected response code: 404 \
+         (No service registered with ID \"nope\")\n"
+    );
+
+    assert_eq!(
+        ok(&a, &["maint", "-disable"]),
+        "Node maintenance is now disabled\n"
+    );
+    assert_eq!(
+        ok(&a, &["maint", "-disable", "-service=web"]),
+        "Service maintenance is now disabled for \"web\"\n"
+    );
+    assert_eq!(ok(&a, &["maint"]), "");
+    let checks = a.get("/v1/agent/checks").json();
+    assert!(checks.as_object().unwrap().is_empty(), "{checks}");
+
+    let port = common::free_port();
+    let out = run(&a, &["maint", &format!("-http-addr=127.0.0.1:{port}")]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Error querying Consul agent: Get \"http://127.0.0.1:{port}/v1/agent/self\": dial tcp"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn services_register_and_deregister_from_flags_and_files() {
+    let a = Agent::dev();
+    assert_eq!(
+        ok(
+            &a,
+            &[
+                "services",
+                "register",
+                "-name=web",
+                "-port=8080",
+                "-address=10.0.0.5",
+                "-tag=a",
+                "-tag=b",
+                "-meta=team=x",
+                "-meta=tier=front=end",
+                "-tagged-address=lan=10.0.0.5:8080",
+            ]
+        ),
+        "Registered service: web\n"
+    );
+    let web = a.get("/v1/agent/service/web").json();
+    assert_eq!(web["ID"], "web");
+    assert_eq!(web["Port"], 8080);
+    assert_eq!(web["Address"], "10.0.0.5");
+    assert_eq!(web["Tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        web["Meta"],
+        serde_json::json!({"team": "x", "tier": "front=end"})
+    );
+    assert_eq!(web["TaggedAddresses"]["lan"]["Port"], 8080);
+
+    // Files are config files: JSON or HCL, `service` or `services`; the flags fill
+    // what a definition leaves out and add tags and meta.
+    let dir = Agent::scratch("cli-services");
+    let db = dir.join("db.json");
+    std::fs::write(
+        &db,
+        r#"{"service": {"name": "db", "port": 5432, "tags": ["primary"], "check": {"ttl": "30s"}}}"#,
+    )
+    .unwrap();
+    let caches = dir.join("caches.hcl");
+    std::fs::write(
+        &caches,
+        "services = [\n  { name = \"cache\", port = 6379 },\n  { id = \"cache-2\", name = \"cache\", port = 6380 }\n]\n",
+    )
+    .unwrap();
+    let db_s = db.to_str().unwrap();
+    let caches_s = caches.to_str().unwrap();
+    assert_eq!(
+        ok(
+            &a,
+            &[
+                "services",
+                "register",
+                "-id=db-1",
+                "-tag=extra",
+                "-meta=k=v",
+                db_s
+            ]
+        ),
+        "Registered service: db\n"
+    );
+    let db1 = a.get("/v1/agent/service/db-1").json();
+    assert_eq!(db1["Service"], "db");
+    assert_eq!(db1["Port"], 5432);
+    assert_eq!(db1["Tags"], serde_json::json!(["primary", "extra"]));
+    assert_eq!(db1["Meta"], serde_json::json!({"k": "v"}));
+    let checks = a.get("/v1/agent/checks").json();
+    assert!(
+        checks
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|c| c["ServiceID"] == "db-1"),
+        "the file's check came along: {checks}"
+    );
+    assert_eq!(
+        ok(&a, &["services", "register", caches_s]),
+        "Registered service: cache\nRegistered service: cache\n"
+    );
+    assert_eq!(a.get("/v1/agent/service/cache-2").json()["Port"], 6380);
+
+    // Misuse, in Consul's words.
+    for (args, err) in [
+        (
+            vec!["services", "register"],
+            "Service registration requires at least one argument or flags.\n",
+        ),
+        (
+            vec!["services", "register", "-name=x", db_s],
+            "Service registration requires arguments or -id, not both.\n",
+        ),
+        (
+            vec![
+                "services",
+                "register",
+                "-name=x",
+                "-tagged-address=lan=10.0.0.1",
+            ],
+            "Invalid Tagged Address: address 10.0.0.1: missing port in address\n",
+        ),
+        (
+            vec!["services", "deregister"],
+            "Service deregistration requires at least one argument or -id.\n",
+        ),
+        (
+            vec!["services", "deregister", "-id=web", db_s],
+            "Service deregistration requires arguments or -id, not both.\n",
+        ),
+    ] {
+        let out = run(&a, &args);
+        assert_eq!((out.code, out.stderr.as_str()), (1, err), "{args:?}");
+    }
+    let out = run(&a, &["services", "register", "-name=x", "-meta=novalue"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(
+            "invalid value \"novalue\" for flag -meta: Missing \"=\" value in argument: novalue\n\n"
+        ) && out.stderr.contains("Usage: concord services register "),
+        "{}",
+        out.stderr
+    );
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"service": {"name": "bad", "colour": "red"}}"#).unwrap();
+    let out = run(&a, &["services", "register", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Error: invalid service definition: "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(a.get("/v1/agent/service/bad").status, 404);
+    let missing = dir.join("missing.json");
+    let out = run(&a, &["services", "register", missing.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with(&format!("Error: config file \"{}\": ", missing.display())),
+        "{}",
+        out.stderr
+    );
+
+    assert_eq!(
+        ok(&a, &["services", "deregister", "-id=web"]),
+        "Deregistered service: web\n"
+    );
+    assert_eq!(a.get("/v1/agent/service/web").status, 404);
+    assert_eq!(
+        ok(&a, &["services", "deregister", caches_s]),
+        "Deregistered service: cache\nDeregistered service: cache-2\n"
+    );
+    // db.json names the service "db", but it was registered as db-1.
+    let out = run(&a, &["services", "deregister", db_s]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "Error deregistering service \"db\": Unexpected response code: 404 \
+         (Unknown service ID \"db\". Ensure that the service ID is passed, not the service name.)\n"
+    );
+    assert_eq!(
+        ok(&a, &["services", "deregister", "-id=db-1"]),
+        "Deregistered service: db-1\n"
+    );
+    let services = a.get("/v1/agent/services").json();
+    assert!(services.as_object().unwrap().is_empty(), "{services}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -14,8 +14,10 @@ pub mod info;
 pub mod keygen;
 pub mod keyring;
 pub mod kv;
+pub mod maint;
 pub mod members;
 pub mod operator;
+pub mod services;
 pub mod snapshot;
 pub mod ui;
 pub mod validate;
@@ -70,10 +72,15 @@ pub enum Command {
     /// Interact with the catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Interact with services.
+    #[command(subcommand)]
+    Services(services::ServicesCommand),
     /// Generates a new encryption key.
     Keygen(keygen::KeygenArgs),
     /// Validate config files/directories.
     Validate(validate::ValidateArgs),
+    /// Controls node or service maintenance mode.
+    Maint(maint::MaintArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -101,8 +108,10 @@ pub fn run(command: Command) -> i32 {
             Command::Snapshot(c) => snapshot::run(c).await,
             Command::Kv(c) => kv::run(c).await,
             Command::Catalog(c) => catalog::run(c).await,
+            Command::Services(c) => services::run(c).await,
             Command::Keygen(a) => keygen::run(a),
             Command::Validate(a) => validate::run(a),
+            Command::Maint(a) => maint::run(a).await,
         }
     })
 }
@@ -333,8 +342,13 @@ mod tests {
             "concord catalog datacenters",
             "concord catalog nodes -detailed -node-meta=a=b -node-meta=c=d -near=_agent",
             "concord catalog services -tags -node=n1",
+            "concord services register -name=web -port=80 -tag=a -tag=b -meta=k=v",
+            "concord services register -id=web-1 web.json db.hcl",
+            "concord services deregister -id=web",
             "concord keygen",
             "concord validate -quiet -config-format=hcl a.conf dir",
+            "concord maint -enable -reason=upgrade -service=web",
+            "concord maint",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
