@@ -771,3 +771,87 @@ fn services_register_and_deregister_from_flags_and_files() {
     assert!(services.as_object().unwrap().is_empty(), "{services}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn rtt_estimates_from_network_coordinates() {
+    let a = Agent::dev();
+    // The leader stores the origin coordinate for itself once it leads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a
+        .get("/v1/coordinate/nodes")
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "no coordinate");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        ok(&a, &["rtt", "it-node"]),
+        "Estimated it-node <-> it-node rtt: 0.020 ms (using LAN coordinates)\n"
+    );
+
+    // A second node 5 ms away in the plane, 1 ms high, adjusted by 0.5 ms:
+    // 5 + 0.01 + 1 + 0.5 = 6.51 ms from the origin.
+    let reg = a.put(
+        "/v1/catalog/register",
+        r#"{"Node": "far", "Address": "10.0.0.2"}"#,
+    );
+    assert_eq!(reg.status, 200, "{}", reg.text());
+    let upd = a.put(
+        "/v1/coordinate/update",
+        r#"{"Node": "far", "Coord": {"Vec": [0.003, 0.004, 0, 0, 0, 0, 0, 0],
+            "Error": 0.5, "Adjustment": 0.0005, "Height": 0.001}}"#,
+    );
+    assert_eq!(upd.status, 200, "{}", upd.text());
+    assert_eq!(
+        ok(&a, &["rtt", "far"]),
+        "Estimated far <-> it-node rtt: 6.510 ms (using LAN coordinates)\n"
+    );
+    assert_eq!(
+        ok(&a, &["rtt", "IT-NODE", "far"]),
+        "Estimated IT-NODE <-> far rtt: 6.510 ms (using LAN coordinates)\n"
+    );
+
+    let out = run(&a, &["rtt", "nope"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Could not find a coordinate for node \"nope\"\n")
+    );
+    let out = run(&a, &["rtt", "far", "nope"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Could not find a coordinate for node \"nope\"\n")
+    );
+    for args in [&["rtt"][..], &["rtt", "a", "b", "c"][..]] {
+        let out = run(&a, args);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stderr
+                .starts_with("One or two node names must be specified\n\n"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("Usage: concord rtt "), "{}", out.stderr);
+    }
+
+    // WAN coordinates: the servers of each datacenter, named node.datacenter.
+    assert_eq!(
+        ok(&a, &["rtt", "-wan", "it-node.dc1"]),
+        "Estimated it-node.dc1 <-> it-node.dc1 rtt: 0.020 ms (using WAN coordinates)\n"
+    );
+    let out = run(&a, &["rtt", "-wan", "it-node"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Node names must be specified as <node name>.<datacenter> with -wan\n"
+        )
+    );
+    let out = run(&a, &["rtt", "-wan", "it-node.dc2"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Could not find a coordinate for node \"it-node.dc2\"\n")
+    );
+}

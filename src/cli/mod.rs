@@ -17,6 +17,7 @@ pub mod kv;
 pub mod maint;
 pub mod members;
 pub mod operator;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod ui;
@@ -81,6 +82,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Controls node or service maintenance mode.
     Maint(maint::MaintArgs),
+    /// Estimates network round trip time between nodes.
+    Rtt(rtt::RttArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -112,6 +115,7 @@ pub fn run(command: Command) -> i32 {
             Command::Keygen(a) => keygen::run(a),
             Command::Validate(a) => validate::run(a),
             Command::Maint(a) => maint::run(a).await,
+            Command::Rtt(a) => rtt::run(a).await,
         }
     })
 }
@@ -349,6 +353,8 @@ mod tests {
             "concord validate -quiet -config-format=hcl a.conf dir",
             "concord maint -enable -reason=upgrade -service=web",
             "concord maint",
+            "concord rtt -wan a.dc1 b.dc2",
+            "concord rtt n1",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
