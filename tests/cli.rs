@@ -855,3 +855,114 @@ fn rtt_estimates_from_network_coordinates() {
         (1, "Could not find a coordinate for node \"it-node.dc2\"\n")
     );
 }
+
+/// Reads `child`'s stdout on a thread; the receiver gets each line.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn spawn_monitor(agent: &Agent, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_concord"))
+        .arg("monitor")
+        .args(args)
+        .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{}", agent.port))
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn concord monitor")
+}
+
+/// Waits for a line matching `pred`, registering services meanwhile so that the
+/// agent has something to log (each one is synced to the catalog with a log line).
+fn wait_for_line(
+    agent: &Agent,
+    rx: &std::sync::mpsc::Receiver<String>,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no matching log line");
+        n += 1;
+        let reg = agent.put(
+            "/v1/agent/service/register",
+            format!(r#"{{"Name": "mon-{n}"}}"#),
+        );
+        assert_eq!(reg.status, 200);
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+}
+
+#[test]
+fn monitor_streams_logs_until_interrupted_or_the_agent_goes() {
+    let mut a = Agent::dev();
+
+    let mut child = spawn_monitor(&a, &["-log-level=debug"]);
+    let rx = stdout_lines(&mut child);
+    let line = wait_for_line(&a, &rx, |l| l.contains("Synced service"));
+    assert!(line.contains(" [INFO] "), "{line}");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "an interrupt is a clean exit");
+
+    // JSON lines.
+    let mut child = spawn_monitor(&a, &["-log-json"]);
+    let rx = stdout_lines(&mut child);
+    let line = wait_for_line(&a, &rx, |l| l.contains("Synced service"));
+    let json: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert_eq!(json["@level"], "info", "{line}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    let out = run(&a, &["monitor", "-log-level=loud"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Error starting monitor: Unexpected response code: 400 (Unknown log level: loud)\n"
+        )
+    );
+
+    // The agent going away ends the monitor with Consul's notice and exit 1.
+    let mut child = spawn_monitor(&a, &[]);
+    let rx = stdout_lines(&mut child);
+    wait_for_line(&a, &rx, |l| l.contains("Synced service"));
+    a.interrupt();
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        rest.push(line);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert_eq!(
+        rest[rest.len() - 3..],
+        [
+            "",
+            "Remote side ended the monitor! This usually means that the",
+            "remote side has exited or crashed."
+        ],
+        "{rest:?}"
+    );
+}

@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod kv;
 pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod operator;
 pub mod rtt;
 pub mod services;
@@ -84,6 +85,8 @@ pub enum Command {
     Maint(maint::MaintArgs),
     /// Estimates network round trip time between nodes.
     Rtt(rtt::RttArgs),
+    /// Stream logs from a Consul agent.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -116,6 +119,7 @@ pub fn run(command: Command) -> i32 {
             Command::Validate(a) => validate::run(a),
             Command::Maint(a) => maint::run(a).await,
             Command::Rtt(a) => rtt::run(a).await,
+            Command::Monitor(a) => monitor::run(a).await,
         }
     })
 }
@@ -355,6 +359,7 @@ mod tests {
             "concord maint",
             "concord rtt -wan a.dc1 b.dc2",
             "concord rtt n1",
+            "concord monitor -log-level=debug -log-json",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
