@@ -873,8 +873,14 @@ fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<St
 }
 
 fn spawn_monitor(agent: &Agent, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["monitor"];
+    all.extend_from_slice(args);
+    spawn_concord(agent, &all)
+}
+
+/// Starts `concord <args>` against `agent` in the background, stdout and stderr piped.
+fn spawn_concord(agent: &Agent, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_concord"))
-        .arg("monitor")
         .args(args)
         .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{}", agent.port))
         .env_remove("CONSUL_HTTP_TOKEN")
@@ -882,7 +888,7 @@ fn spawn_monitor(agent: &Agent, args: &[&str]) -> std::process::Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn concord monitor")
+        .expect("spawn concord")
 }
 
 /// Waits for a line matching `pred`, registering services meanwhile so that the
@@ -965,4 +971,292 @@ fn monitor_streams_logs_until_interrupted_or_the_agent_goes() {
         ],
         "{rest:?}"
     );
+}
+
+/// Polls `f` until it holds (10 s at most).
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn interrupt(child: &std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+}
+
+/// The session holding `key`, if any.
+fn lock_holder(agent: &Agent, key: &str) -> Option<String> {
+    let r = agent.get(&format!("/v1/kv/{key}"));
+    if r.status != 200 {
+        return None;
+    }
+    r.json()[0]["Session"].as_str().map(str::to_string)
+}
+
+fn semaphore_holders(agent: &Agent, prefix: &str) -> usize {
+    use base64::Engine as _;
+    let r = agent.get(&format!("/v1/kv/{prefix}/.lock"));
+    if r.status != 200 {
+        return 0;
+    }
+    let value = r.json()[0]["Value"].as_str().unwrap_or("").to_string();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()
+        .and_then(|v| v["Holders"].as_object().map(|h| h.len()))
+        .unwrap_or(0)
+}
+
+fn assert_no_locks_left(agent: &Agent) {
+    assert_eq!(agent.get("/v1/kv/?recurse").status, 404, "keys left");
+    assert_eq!(
+        agent.get("/v1/session/list").json(),
+        serde_json::json!([]),
+        "sessions left"
+    );
+}
+
+#[test]
+fn lock_runs_the_child_holding_the_lock_then_cleans_up() {
+    let a = Agent::dev();
+    let out = run(
+        &a,
+        &[
+            "lock",
+            "-verbose",
+            "/app/leader",
+            "echo held:$CONSUL_LOCK_HELD",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "Setting up lock at path: app/leader/.lock\nAttempting lock acquisition\n\
+         Starting handler\nheld:true\nChild terminated, releasing lock\nCleanup succeeded\n"
+    );
+    assert_no_locks_left(&a);
+
+    // The child's failure is reported; its exit code only with -child-exit-code.
+    let out = run(&a, &["lock", "app/x", "exit 3"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, "Error running handler: exit status 3\n")
+    );
+    let out = run(&a, &["lock", "-child-exit-code", "app/x", "exit 3"]);
+    assert_eq!(out.code, 2);
+
+    // stdin reaches the child only with -pass-stdin.
+    let out = run_with_stdin(Some(&a), &["lock", "-pass-stdin", "app/x", "cat"], b"piped");
+    assert_eq!((out.code, out.stdout.as_str()), (0, "piped"));
+    let out = run_with_stdin(Some(&a), &["lock", "app/x", "cat"], b"piped");
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+
+    // Without a shell the arguments go to the program as they are.
+    let out = run(&a, &["lock", "-shell=false", "app/x", "/bin/echo", "a  b"]);
+    assert_eq!(out.stdout, "a  b\n");
+    let out = run(&a, &["lock", "app/x", "echo", "a  b"]);
+    assert_eq!(out.stdout, "a b\n", "the shell gets the words joined");
+    let out = run(
+        &a,
+        &[
+            "lock",
+            "-shell=false",
+            "-child-exit-code",
+            "app/x",
+            "no-such-cmd",
+        ],
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            2,
+            "Error starting handler: exec: \"no-such-cmd\": executable file not found in $PATH\n"
+        )
+    );
+    assert_no_locks_left(&a);
+
+    for (args, err) in [
+        (
+            &["lock", "-n=0", "p", "true"][..],
+            "Lock holder limit must be positive\n",
+        ),
+        (
+            &["lock", "p"][..],
+            "Key prefix and child command must be specified\n",
+        ),
+        (
+            &["lock", "-timeout=-1s", "p", "true"][..],
+            "Timeout must be positive\n",
+        ),
+        (
+            &["lock", "-monitor-retry=-1", "p", "true"][..],
+            "Number for 'monitor-retry' must be >= 0\n",
+        ),
+        (
+            &["lock", "-n=2", "", "true"][..],
+            "Lock setup failed: missing prefix\n",
+        ),
+    ] {
+        let out = run(&a, args);
+        assert_eq!((out.code, out.stderr.as_str()), (1, err), "{args:?}");
+    }
+    let out = run(&a, &["lock", "-timeout=soon", "p", "true"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("invalid value \"soon\" for flag -timeout: parse error\n\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn lock_excludes_others_and_a_semaphore_admits_n_holders() {
+    let a = Agent::dev();
+    let holder = spawn_concord(&a, &["lock", "-verbose", "app/x", "sleep 30"]);
+    wait_until("the lock is held", || {
+        lock_holder(&a, "app/x/.lock").is_some()
+    });
+    let out = run(&a, &["lock", "-timeout=500ms", "app/x", "echo never"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            1,
+            "",
+            "Shutdown triggered or timeout during lock acquisition\n"
+        )
+    );
+    let out = run(
+        &a,
+        &["lock", "-n=2", "-timeout=500ms", "app/x", "echo never"],
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Lock acquisition failed: Existing key does not match semaphore use\n"
+        )
+    );
+    interrupt(&holder);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "Starting handler\nShutdown triggered, killing child\nTerminating child pid "
+        ) && stdout.ends_with("Child terminated\nCleanup succeeded\n"),
+        "{stdout}"
+    );
+    assert_no_locks_left(&a);
+
+    let h1 = spawn_concord(&a, &["lock", "-n=2", "sem", "sleep 30"]);
+    let h2 = spawn_concord(&a, &["lock", "-n=2", "sem", "sleep 30"]);
+    wait_until("two holders", || semaphore_holders(&a, "sem") == 2);
+    let out = run(&a, &["lock", "-n=2", "-timeout=500ms", "sem", "echo never"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Shutdown triggered or timeout during lock acquisition\n")
+    );
+    let out = run(&a, &["lock", "-n=3", "-timeout=500ms", "sem", "echo never"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Lock acquisition failed: semaphore limit conflict (lock: 2, local: 3)\n"
+        )
+    );
+    let out = run(&a, &["lock", "-timeout=500ms", "sem", "echo never"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Lock acquisition failed: Existing key does not match lock use\n"
+        )
+    );
+    // A slot freed is taken by the next in line.
+    let waiting = spawn_concord(&a, &["lock", "-n=2", "sem", "echo third"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    interrupt(&h1);
+    assert_eq!(h1.wait_with_output().unwrap().status.code(), Some(0));
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "third\n");
+    interrupt(&h2);
+    assert_eq!(h2.wait_with_output().unwrap().status.code(), Some(0));
+    assert_no_locks_left(&a);
+}
+
+#[test]
+fn a_lost_lock_stops_the_child() {
+    let a = Agent::dev();
+    let mut holder = spawn_concord(
+        &a,
+        &[
+            "lock",
+            "-verbose",
+            "app/y",
+            "sleep 30 >/dev/null & trap 'echo got-term; kill $!; exit 0' TERM; wait",
+        ],
+    );
+    let rx = stdout_lines(&mut holder);
+    wait_until("the lock is held", || {
+        lock_holder(&a, "app/y/.lock").is_some()
+    });
+    let session = lock_holder(&a, "app/y/.lock").unwrap();
+    assert_eq!(
+        a.put(&format!("/v1/session/destroy/{session}"), "").status,
+        200
+    );
+    let status = holder.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<String> = rx.iter().collect();
+    let want = [
+        "Lock lost, killing child",
+        "got-term",
+        "Child terminated",
+        "Cleanup succeeded",
+    ];
+    let tail: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| *l != want[0])
+        .collect();
+    assert_eq!(tail.len(), 5, "{lines:?}");
+    assert_eq!([tail[0], tail[2], tail[3], tail[4]], want, "{lines:?}");
+    assert!(tail[1].starts_with("Terminating child pid "), "{lines:?}");
+    assert_no_locks_left(&a);
+
+    // A child that ignores SIGTERM is killed after the grace period.
+    let mut holder = spawn_concord(
+        &a,
+        &[
+            "lock",
+            "-verbose",
+            "app/z",
+            "trap '' TERM; sleep 6; echo late",
+        ],
+    );
+    let rx = stdout_lines(&mut holder);
+    wait_until("the lock is held", || {
+        lock_holder(&a, "app/z/.lock").is_some()
+    });
+    let session = lock_holder(&a, "app/z/.lock").unwrap();
+    a.put(&format!("/v1/session/destroy/{session}"), "");
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+        lines.push(l);
+    }
+    assert!(
+        lines.contains(&"Child did not exit after grace period of 5s".to_string())
+            && lines.iter().any(|l| l.starts_with("Killing child pid ")),
+        "{lines:?}"
+    );
+    assert!(!lines.contains(&"late".to_string()), "{lines:?}");
 }

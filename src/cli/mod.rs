@@ -14,6 +14,7 @@ pub mod info;
 pub mod keygen;
 pub mod keyring;
 pub mod kv;
+pub mod lock;
 pub mod maint;
 pub mod members;
 pub mod monitor;
@@ -87,6 +88,8 @@ pub enum Command {
     Rtt(rtt::RttArgs),
     /// Stream logs from a Consul agent.
     Monitor(monitor::MonitorArgs),
+    /// Execute a command holding a lock.
+    Lock(lock::LockArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -120,6 +123,7 @@ pub fn run(command: Command) -> i32 {
             Command::Maint(a) => maint::run(a).await,
             Command::Rtt(a) => rtt::run(a).await,
             Command::Monitor(a) => monitor::run(a).await,
+            Command::Lock(a) => lock::run(a).await,
         }
     })
 }
@@ -360,6 +364,8 @@ mod tests {
             "concord rtt -wan a.dc1 b.dc2",
             "concord rtt n1",
             "concord monitor -log-level=debug -log-json",
+            "concord lock -n=3 -timeout=5s -verbose -pass-stdin -shell=false app/x /bin/echo -n hi",
+            "concord lock -try 1s -monitor-retry=0 -child-exit-code app/x exit 3",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
