@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::child::{exit_text, send_signal, signal_name, start_child};
 use super::client::{ApiError, Client};
 use super::http_flags::{ClientFlags, ServerFlags};
 use super::ui::{self, fail, go_os_error, go_quote};
@@ -782,78 +783,6 @@ async fn monitor(
     lost.cancel();
 }
 
-/// Go's `ProcessState.String()` for a child that did not exit 0.
-fn exit_text(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(code) = status.code() {
-        return format!("exit status {code}");
-    }
-    match status.signal() {
-        Some(libc::SIGINT) => "signal: interrupt".into(),
-        Some(libc::SIGTERM) => "signal: terminated".into(),
-        Some(libc::SIGKILL) => "signal: killed".into(),
-        Some(libc::SIGHUP) => "signal: hangup".into(),
-        Some(libc::SIGQUIT) => "signal: quit".into(),
-        Some(libc::SIGABRT) => "signal: aborted".into(),
-        Some(libc::SIGSEGV) => "signal: segmentation fault".into(),
-        Some(libc::SIGPIPE) => "signal: broken pipe".into(),
-        Some(n) => format!("signal: signal {n}"),
-        None => "exit status unknown".into(),
-    }
-}
-
-/// Starts the child: through `$SHELL -c` (default `/bin/sh`) or directly.
-fn start_child(
-    args: &[String],
-    shell: bool,
-    pass_stdin: bool,
-) -> Result<tokio::process::Child, String> {
-    let mut cmd = if shell {
-        let sh = std::env::var("SHELL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/bin/sh".into());
-        let mut c = tokio::process::Command::new(sh);
-        c.arg("-c").arg(args.join(" "));
-        c
-    } else {
-        let mut c = tokio::process::Command::new(&args[0]);
-        c.args(&args[1..]);
-        c
-    };
-    cmd.env("CONSUL_LOCK_HELD", "true")
-        .stdin(if pass_stdin {
-            std::process::Stdio::inherit()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit());
-    cmd.spawn().map_err(|e| {
-        if !shell && e.kind() == std::io::ErrorKind::NotFound && !args[0].contains('/') {
-            format!(
-                "exec: {}: executable file not found in $PATH",
-                go_quote(&args[0])
-            )
-        } else {
-            let program = if shell { "" } else { args[0].as_str() };
-            format!("fork/exec {program}: {}", go_os_error(&e))
-        }
-    })
-}
-
-fn send_signal(pid: u32, sig: libc::c_int) -> Result<(), String> {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return Err("no such process".into());
-    };
-    // SAFETY: kill(2) has no memory effects; the pid is our own child's.
-    if unsafe { libc::kill(pid, sig) } == 0 {
-        Ok(())
-    } else {
-        Err(go_os_error(&std::io::Error::last_os_error()))
-    }
-}
-
 /// SIGTERM, then SIGKILL if the child outlives the grace period.
 async fn kill_child(child: &mut tokio::process::Child, verbose: bool) {
     let Some(pid) = child.id() else {
@@ -981,11 +910,7 @@ pub async fn run(args: &LockArgs) -> i32 {
                 {
                     ui::error(&format!(
                         "Warning, could not forward signal: failed to send signal {:?}: {e}",
-                        if sig == libc::SIGINT {
-                            "interrupt"
-                        } else {
-                            "terminated"
-                        }
+                        signal_name(sig)
                     ));
                 }
                 shutdown.cancel();
@@ -1047,7 +972,12 @@ pub async fn run(args: &LockArgs) -> i32 {
                 ui::output("Stdin passed to handler process");
             }
         }
-        match start_child(child_args, args.shell, args.pass_stdin) {
+        let stdin = if args.pass_stdin {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        };
+        match start_child(child_args, args.shell, stdin, ("CONSUL_LOCK_HELD", "true")) {
             Err(e) => {
                 ui::error(&format!("Error starting handler: {e}"));
                 child_code = 2;
@@ -1165,19 +1095,6 @@ mod tests {
         );
         let blank = find_lock(&[pair("p/a", "a", None)], "p/.lock");
         assert_eq!((blank.flags, blank.modify_index), (SEMAPHORE_FLAG, 0));
-    }
-
-    #[test]
-    fn exit_statuses_read_like_go() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            exit_text(std::process::ExitStatus::from_raw(3 << 8)),
-            "exit status 3"
-        );
-        assert_eq!(
-            exit_text(std::process::ExitStatus::from_raw(libc::SIGTERM)),
-            "signal: terminated"
-        );
     }
 
     #[test]
