@@ -1260,3 +1260,218 @@ fn a_lost_lock_stops_the_child() {
     );
     assert!(!lines.contains(&"late".to_string()), "{lines:?}");
 }
+
+#[test]
+fn watch_prints_the_first_result_as_go_indents_it() {
+    let a = Agent::dev();
+    ok(&a, &["kv", "put", "app/a", "<x>"]);
+    let index = a.get("/v1/kv/app/a").json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    let pair = format!(
+        "{{\n    \"Key\": \"app/a\",\n    \"CreateIndex\": {index},\n    \"ModifyIndex\": {index},\n    \
+         \"LockIndex\": 0,\n    \"Flags\": 0,\n    \"Value\": \"PHg+\",\n    \"Session\": \"\"\n}}"
+    );
+    assert_eq!(
+        ok(&a, &["watch", "-type=key", "-key=app/a"]),
+        format!("{pair}\n")
+    );
+    let indented: String = pair.lines().map(|l| format!("    {l}\n")).collect();
+    assert_eq!(
+        ok(&a, &["watch", "-type=keyprefix", "-prefix=app/"]),
+        format!("[\n{indented}]\n")
+    );
+    assert_eq!(ok(&a, &["watch", "-type=key", "-key=nope"]), "null\n");
+    assert_eq!(
+        ok(&a, &["watch", "-type=services"]),
+        "{\n    \"consul\": []\n}\n"
+    );
+    let nodes: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["watch", "-type=nodes"])).unwrap();
+    assert_eq!(nodes[0]["Node"], "it-node");
+    let checks: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["watch", "-type=checks", "-state=passing"])).unwrap();
+    assert_eq!(checks[0]["CheckID"], "serfHealth");
+
+    ok(
+        &a,
+        &["services", "register", "-name=web", "-id=web-1", "-tag=v1"],
+    );
+    ok(
+        &a,
+        &["services", "register", "-name=web", "-id=web-2", "-tag=v2"],
+    );
+    let web: serde_json::Value = serde_json::from_str(&ok(
+        &a,
+        &[
+            "watch",
+            "-type=service",
+            "-service=web",
+            "-tag=v2",
+            "-passingonly=true",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(web.as_array().unwrap().len(), 1, "{web}");
+    assert_eq!(web[0]["Service"]["ID"], "web-2");
+    let filtered: serde_json::Value = serde_json::from_str(&ok(
+        &a,
+        &["watch", "-type=services", "-filter=ServiceName == web"],
+    ))
+    .unwrap();
+    assert_eq!(filtered, serde_json::json!({"web": ["v1", "v2"]}));
+
+    let out = run(&a, &["watch"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("Watch type must be specified\n\n")
+            && out.stderr.contains("Usage: concord watch "),
+        "{}",
+        out.stderr
+    );
+    for (args, err) in [
+        (
+            &["watch", "-type=bogus"][..],
+            "Unsupported watch type: bogus\n",
+        ),
+        (
+            &["watch", "-type=key"][..],
+            "Must specify a single key to watch\n",
+        ),
+        (
+            &["watch", "-type=key", "-key=a", "-prefix=b"][..],
+            "Invalid parameters: [prefix]\n",
+        ),
+        (
+            &["watch", "-type=event", "-stale"][..],
+            "Invalid parameters: [stale]\n",
+        ),
+        (
+            &["watch", "-type=checks", "-service=web", "-state=passing"][..],
+            "Cannot specify service and state\n",
+        ),
+        (
+            &["watch", "-type=connect_roots"][..],
+            "Type connect_roots is not supported in the CLI tool\n",
+        ),
+        (
+            &[
+                "watch",
+                "-type=service",
+                "-service=web",
+                "-passingonly=maybe",
+            ][..],
+            "Failed to parse passingonly flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\n",
+        ),
+    ] {
+        let out = run(&a, args);
+        assert_eq!((out.code, out.stderr.as_str()), (1, err), "{args:?}");
+    }
+    let port = common::free_port();
+    let out = run(
+        &a,
+        &[
+            "watch",
+            "-type=nodes",
+            &format!("-http-addr=127.0.0.1:{port}"),
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Error querying Consul agent: Get \"http://127.0.0.1:{port}/v1/status/leader\": "
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The handler invocations a watch test's handler recorded, one per line.
+fn handler_runs(file: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn watch_runs_the_handler_on_every_change_until_interrupted() {
+    let a = Agent::dev();
+    let dir = Agent::scratch("cli-watch");
+    let file = dir.join("runs");
+    // Each run appends `<CONSUL_INDEX> <stdin>` as one line.
+    let handler = format!(
+        "printf '%s ' \"$CONSUL_INDEX\" >> {0}; cat >> {0}",
+        file.display()
+    );
+    ok(&a, &["kv", "put", "cfg", "one"]);
+    let watch = spawn_concord(&a, &["watch", "-type=key", "-key=cfg", &handler]);
+    wait_until("the first run", || handler_runs(&file).len() == 1);
+    // The same value again changes nothing; another key neither.
+    ok(&a, &["kv", "put", "cfg", "one"]);
+    ok(&a, &["kv", "put", "other", "x"]);
+    ok(&a, &["kv", "put", "cfg", "two"]);
+    wait_until("the second run", || handler_runs(&file).len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    interrupt(&watch);
+    assert_eq!(watch.wait_with_output().unwrap().status.code(), Some(0));
+    let runs = handler_runs(&file);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let pair = a.get("/v1/kv/cfg").json();
+    let (create, modify) = (
+        pair[0]["CreateIndex"].as_u64().unwrap(),
+        pair[0]["ModifyIndex"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        runs[1],
+        format!(
+            "{modify} {{\"Key\":\"cfg\",\"CreateIndex\":{create},\"ModifyIndex\":{modify},\
+             \"LockIndex\":0,\"Flags\":0,\"Value\":\"dHdv\",\"Session\":\"\"}}"
+        )
+    );
+    assert!(
+        runs[0].starts_with(&format!("{create} {{\"Key\":\"cfg\"")),
+        "{runs:?}"
+    );
+
+    // A failing handler ends the watch with exit 1.
+    let out = run(&a, &["watch", "-type=key", "-key=cfg", "exit 4"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error executing handler: exit status 4\n")
+    );
+
+    // Events: only the new ones reach the handler, and other names do not wake it.
+    let events = dir.join("events");
+    let handler = format!("cat >> {}", events.display());
+    let watch = spawn_concord(&a, &["watch", "-type=event", "-name=deploy", &handler]);
+    wait_until("the first run", || handler_runs(&events).len() == 1);
+    ok(&a, &["event", "-name=deploy", "one"]);
+    wait_until("the second run", || handler_runs(&events).len() == 2);
+    ok(&a, &["event", "-name=other", "x"]);
+    ok(&a, &["event", "-name=deploy", "two"]);
+    wait_until("the third run", || handler_runs(&events).len() == 3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    interrupt(&watch);
+    assert_eq!(watch.wait_with_output().unwrap().status.code(), Some(0));
+    let runs: Vec<serde_json::Value> = handler_runs(&events)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(runs[0], serde_json::json!([]));
+    let payloads: Vec<Vec<&str>> = runs[1..]
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["Payload"].as_str().unwrap())
+                .collect()
+        })
+        .collect();
+    // base64 of "one" and "two".
+    assert_eq!(payloads, [vec!["b25l"], vec!["dHdv"]]);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,6 +7,7 @@
 //! the clap definitions to know which flags take a value.
 
 pub mod catalog;
+pub mod child;
 pub mod client;
 pub mod event;
 pub mod http_flags;
@@ -25,6 +26,7 @@ pub mod snapshot;
 pub mod ui;
 pub mod validate;
 pub mod version;
+pub mod watch;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -90,6 +92,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Execute a command holding a lock.
     Lock(lock::LockArgs),
+    /// Watch for changes in Consul.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -124,6 +128,7 @@ pub fn run(command: Command) -> i32 {
             Command::Rtt(a) => rtt::run(a).await,
             Command::Monitor(a) => monitor::run(a).await,
             Command::Lock(a) => lock::run(a).await,
+            Command::Watch(a) => watch::run(a).await,
         }
     })
 }
@@ -366,6 +371,8 @@ mod tests {
             "concord monitor -log-level=debug -log-json",
             "concord lock -n=3 -timeout=5s -verbose -pass-stdin -shell=false app/x /bin/echo -n hi",
             "concord lock -try 1s -monitor-retry=0 -child-exit-code app/x exit 3",
+            "concord watch -type=service -service=web -tag=a -tag=b -passingonly=true -stale",
+            "concord watch -type=keyprefix -prefix=app -shell=false /usr/bin/jq .",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {
