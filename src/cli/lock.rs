@@ -989,7 +989,22 @@ pub async fn run(args: &LockArgs) -> i32 {
                 if let Ok(mut p) = child_pid.lock() {
                     *p = child.id();
                 }
+                // A signal or a lost lock wins over the child's exit it causes, so
+                // the child is always reaped on the kill path.
                 tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => {
+                        if args.verbose {
+                            ui::output("Shutdown triggered, killing child");
+                        }
+                        kill_child(&mut child, args.verbose).await;
+                    }
+                    _ = lost.cancelled() => {
+                        if args.verbose {
+                            ui::output("Lock lost, killing child");
+                        }
+                        kill_child(&mut child, args.verbose).await;
+                    }
                     status = child.wait() => {
                         match status {
                             Ok(s) if s.success() => {}
@@ -1005,18 +1020,6 @@ pub async fn run(args: &LockArgs) -> i32 {
                         if args.verbose {
                             ui::output("Child terminated, releasing lock");
                         }
-                    }
-                    _ = shutdown.cancelled() => {
-                        if args.verbose {
-                            ui::output("Shutdown triggered, killing child");
-                        }
-                        kill_child(&mut child, args.verbose).await;
-                    }
-                    _ = lost.cancelled() => {
-                        if args.verbose {
-                            ui::output("Lock lost, killing child");
-                        }
-                        kill_child(&mut child, args.verbose).await;
                     }
                 }
                 if let Ok(mut p) = child_pid.lock() {
