@@ -76,12 +76,19 @@ impl EventLog {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn index(&self) -> u64 {
-        self.lock()
+    /// The events named `name` (all without a name), oldest first, and their
+    /// pseudo-index: the newest one's, or 1 for none (Consul's guard against a
+    /// watch spinning on an empty list).
+    fn list(&self, name: Option<&str>) -> (Vec<UserEvent>, u64) {
+        let events: Vec<UserEvent> = self
+            .lock()
             .0
-            .back()
-            .map_or(1, |e| pseudo_index(&e.id))
-            .max(1)
+            .iter()
+            .filter(|e| name.is_none_or(|n| e.name == n))
+            .cloned()
+            .collect();
+        let index = events.last().map_or(1, |e| pseudo_index(&e.id));
+        (events, index)
     }
 
     fn contains(&self, id: &str) -> bool {
@@ -215,39 +222,67 @@ async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<
         .get("name")
         .filter(|n| !n.is_empty())
         .map(str::to_string);
-    if opts.min_index > 0 {
-        // Its own loop, as Consul's: wait while the pseudo-index still equals the
-        // client's, up to `wait` (default and cap: 10 minutes).
-        let wait = if opts.wait.is_zero() {
-            MAX_WAIT
-        } else {
-            opts.wait.min(MAX_WAIT)
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut changes = agent.events.changed.subscribe();
-        while agent.events.index() == opts.min_index {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
+    // Its own loop, as Consul's: the index is that of the newest event the name
+    // selects, and the query waits while it still equals the client's, up to
+    // `wait` (default and cap: 10 minutes). Events of other names do not end the
+    // wait.
+    let wait = if opts.wait.is_zero() {
+        MAX_WAIT
+    } else {
+        opts.wait.min(MAX_WAIT)
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = agent.events.changed.subscribe();
+    let (events, index) = loop {
+        changes.borrow_and_update();
+        let (events, index) = agent.events.list(name.as_deref());
+        if opts.min_index == 0 || index != opts.min_index {
+            break (events, index);
         }
-    }
-    let events: Vec<UserEvent> = agent
-        .events
-        .lock()
-        .0
-        .iter()
-        .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
-        .cloned()
-        .collect();
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            break (events, index);
+        }
+    };
     // Events are this agent's own, not the servers': like Consul, only the
     // pseudo-index is reported, no leader or last-contact metadata.
     let mut r = json(&events, opts.pretty);
-    r.headers_mut().insert(
-        "X-Consul-Index",
-        axum::http::HeaderValue::from(agent.events.index()),
-    );
+    r.headers_mut()
+        .insert("X-Consul-Index", axum::http::HeaderValue::from(index));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, name: &str) -> UserEvent {
+        UserEvent {
+            id: id.into(),
+            name: name.into(),
+            payload: None,
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            version: 1,
+            ltime: 0,
+        }
+    }
+
+    #[test]
+    fn the_index_is_the_newest_selected_event() {
+        let log = EventLog::default();
+        assert_eq!(log.list(None).1, 1, "no events: 1, not 0");
+        let a = "00000000-0000-0005-0000-000000000000";
+        let b = "00000000-0000-0009-0000-000000000000";
+        log.record(event(a, "deploy"), None);
+        log.record(event(b, "other"), None);
+        let (all, idx) = log.list(None);
+        assert_eq!((all.len(), idx), (2, 9));
+        let (deploys, idx) = log.list(Some("deploy"));
+        assert_eq!((deploys.len(), idx), (1, 5), "other names do not move it");
+        assert_eq!(log.list(Some("none")).1, 1);
+    }
 }

@@ -296,8 +296,8 @@ impl Request<'_> {
         url
     }
 
-    /// Runs the request; any status is an answer.
-    pub async fn send(self) -> Result<Response, ApiError> {
+    /// Sends the request and returns once the answer's headers are in.
+    async fn start(self) -> Result<(reqwest::Response, Transport), ApiError> {
         let url = self.url();
         let c = self.client;
         let mut req = c.http.request(self.method.clone(), &url);
@@ -310,20 +310,46 @@ impl Request<'_> {
         if let Some(body) = self.body {
             req = req.header("Content-Type", self.content_type).body(body);
         }
-        let transport = |e: reqwest::Error| ApiError::Transport {
-            method: self.method.clone(),
+        let transport = Transport {
+            method: self.method,
             url: url.replacen(&c.base, &c.shown_base, 1),
-            detail: transport_detail(&e, &c.dial),
+            dial: c.dial.clone(),
         };
-        let resp = req.send().await.map_err(transport)?;
+        let resp = req.send().await.map_err(|e| transport.error(&e))?;
+        Ok((resp, transport))
+    }
+
+    /// Runs the request; any status is an answer.
+    pub async fn send(self) -> Result<Response, ApiError> {
+        let (resp, transport) = self.start().await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport)?.to_vec();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport.error(&e))?
+            .to_vec();
         Ok(Response {
             status,
             headers,
             body,
         })
+    }
+
+    /// Runs the request for an answer that streams (`/v1/agent/monitor`): a 200
+    /// hands back the body as it arrives, any other status is an error as
+    /// `send_ok` words it.
+    pub async fn stream_ok(self) -> Result<Stream, ApiError> {
+        let (resp, transport) = self.start().await?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let body = resp.bytes().await.map_err(|e| transport.error(&e))?;
+            return Err(ApiError::Status {
+                code: status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        Ok(Stream { resp, transport })
     }
 
     /// Runs the request and requires a 200, as the Go client's `requireOK`.
@@ -334,6 +360,40 @@ impl Request<'_> {
     /// Runs the request, requires a 200 and decodes the JSON answer.
     pub async fn json_ok<T: DeserializeOwned>(self) -> Result<T, ApiError> {
         self.send_ok().await?.decode()
+    }
+}
+
+/// What a transport error names: the request and the address dialled.
+struct Transport {
+    method: Method,
+    /// The URL as Go's client would show it.
+    url: String,
+    dial: String,
+}
+
+impl Transport {
+    fn error(&self, e: &reqwest::Error) -> ApiError {
+        ApiError::Transport {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            detail: transport_detail(e, &self.dial),
+        }
+    }
+}
+
+/// A streaming answer's body.
+pub struct Stream {
+    resp: reqwest::Response,
+    transport: Transport,
+}
+
+impl Stream {
+    /// The next piece of the body; `None` once the agent has ended it.
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        match self.resp.chunk().await {
+            Ok(c) => Ok(c.map(|b| b.to_vec())),
+            Err(e) => Err(self.transport.error(&e)),
+        }
     }
 }
 

@@ -7,17 +7,26 @@
 //! the clap definitions to know which flags take a value.
 
 pub mod catalog;
+pub mod child;
 pub mod client;
 pub mod event;
 pub mod http_flags;
 pub mod info;
+pub mod keygen;
 pub mod keyring;
 pub mod kv;
+pub mod lock;
+pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod operator;
+pub mod rtt;
+pub mod services;
 pub mod snapshot;
 pub mod ui;
+pub mod validate;
 pub mod version;
+pub mod watch;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -68,6 +77,23 @@ pub enum Command {
     /// Interact with the catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Interact with services.
+    #[command(subcommand)]
+    Services(services::ServicesCommand),
+    /// Generates a new encryption key.
+    Keygen(keygen::KeygenArgs),
+    /// Validate config files/directories.
+    Validate(validate::ValidateArgs),
+    /// Controls node or service maintenance mode.
+    Maint(maint::MaintArgs),
+    /// Estimates network round trip time between nodes.
+    Rtt(rtt::RttArgs),
+    /// Stream logs from a Consul agent.
+    Monitor(monitor::MonitorArgs),
+    /// Execute a command holding a lock.
+    Lock(lock::LockArgs),
+    /// Watch for changes in Consul.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs a command other than `agent`; returns the exit code.
@@ -95,6 +121,14 @@ pub fn run(command: Command) -> i32 {
             Command::Snapshot(c) => snapshot::run(c).await,
             Command::Kv(c) => kv::run(c).await,
             Command::Catalog(c) => catalog::run(c).await,
+            Command::Services(c) => services::run(c).await,
+            Command::Keygen(a) => keygen::run(a),
+            Command::Validate(a) => validate::run(a),
+            Command::Maint(a) => maint::run(a).await,
+            Command::Rtt(a) => rtt::run(a).await,
+            Command::Monitor(a) => monitor::run(a).await,
+            Command::Lock(a) => lock::run(a).await,
+            Command::Watch(a) => watch::run(a).await,
         }
     })
 }
@@ -325,6 +359,20 @@ mod tests {
             "concord catalog datacenters",
             "concord catalog nodes -detailed -node-meta=a=b -node-meta=c=d -near=_agent",
             "concord catalog services -tags -node=n1",
+            "concord services register -name=web -port=80 -tag=a -tag=b -meta=k=v",
+            "concord services register -id=web-1 web.json db.hcl",
+            "concord services deregister -id=web",
+            "concord keygen",
+            "concord validate -quiet -config-format=hcl a.conf dir",
+            "concord maint -enable -reason=upgrade -service=web",
+            "concord maint",
+            "concord rtt -wan a.dc1 b.dc2",
+            "concord rtt n1",
+            "concord monitor -log-level=debug -log-json",
+            "concord lock -n=3 -timeout=5s -verbose -pass-stdin -shell=false app/x /bin/echo -n hi",
+            "concord lock -try 1s -monitor-retry=0 -child-exit-code app/x exit 3",
+            "concord watch -type=service -service=web -tag=a -tag=b -passingonly=true -stale",
+            "concord watch -type=keyprefix -prefix=app -shell=false /usr/bin/jq .",
         ] {
             let args = norm(&line.split(' ').collect::<Vec<_>>());
             if let Err(e) = Cli::try_parse_from(&args) {

@@ -159,6 +159,12 @@ pub fn parse_text(
     if text.trim().is_empty() {
         return Ok(JsonMap::new());
     }
+    // HCL1 reads a text that starts with `{` as JSON, so a JSON file loaded with
+    // `-config-format=hcl` works in Consul.
+    let format = match format {
+        Format::Hcl if text.trim_start().starts_with('{') => Format::Json,
+        f => f,
+    };
     let value = match format {
         Format::Json => serde_json::from_str::<Value>(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
@@ -1522,6 +1528,14 @@ mod tests {
             Ok(m) => Value::Object(m),
             Err(e) => panic!("parse failed: {e}"),
         }
+    }
+
+    #[test]
+    fn json_text_read_as_hcl_is_json() {
+        assert_eq!(
+            hcl("\n  {\"data_dir\": \"/d\", \"ports\": {\"http\": 1}}"),
+            json!({"data_dir": "/d", "ports": {"http": 1}})
+        );
     }
 
     #[test]

@@ -390,6 +390,15 @@ fn dev_source() -> JsonMap<String, Value> {
 /// directories, `-hcl` snippets and flags, with the `-dev` preset when asked.
 /// Also settles the node ID (see [`ensure_node_id`]).
 pub fn load(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
+    let mut rt = build_from_flags(flags)?;
+    ensure_node_id(&mut rt)?;
+    Ok(rt)
+}
+
+/// The configuration as [`load`] reads, merges and validates it, without
+/// settling the node ID: nothing is written, so `consul validate` and the
+/// service-file commands can use it on any set of files.
+pub fn build_from_flags(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     let format = match flags.config_format.as_deref() {
         None | Some("") => None,
         Some(f) => Some(Format::from_flag(f)?),
@@ -436,7 +445,6 @@ pub fn load(flags: &AgentFlags) -> Result<RuntimeConfig, ConfigError> {
     rt.config_files = config_files;
     rt.source = Value::Object(source);
     rt.warnings = warnings;
-    ensure_node_id(&mut rt)?;
     Ok(rt)
 }
 

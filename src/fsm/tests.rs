@@ -203,6 +203,13 @@ fn lock_index_and_session_rules() {
         Response::Rejected(msg) => assert_eq!(msg, "invalid session \"bogus\""),
         other => panic!("{other:?}"),
     }
+    // Releasing with a session that is gone is a refusal, not an error (the Go
+    // api's Unlock after its session was invalidated).
+    assert_eq!(h.run(unlock("bogus")), Response::Bool(false));
+    match h.run(unlock("")) {
+        Response::Rejected(msg) => assert_eq!(msg, "missing session"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

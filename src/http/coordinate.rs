@@ -77,12 +77,11 @@ async fn datacenters(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> Api
         .node_coordinates(agent.node_name())?
         .1
         .into_iter()
-        .map(|e| json!({ "Node": format!("{}.{}", e.node, agent.config.datacenter), "Coord": e.coord }))
+        // Consul strips the `.<datacenter>` suffix of the WAN member names here.
+        .map(|e| json!({ "Node": e.node, "Coord": e.coord }))
         .collect();
     let coords = if coords.is_empty() {
-        vec![
-            json!({ "Node": format!("{}.{}", agent.node_name(), agent.config.datacenter), "Coord": Coordinate::default() }),
-        ]
+        vec![json!({ "Node": agent.node_name(), "Coord": Coordinate::default() })]
     } else {
         coords
     };

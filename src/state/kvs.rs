@@ -159,9 +159,13 @@ impl Writer<'_, '_> {
     }
 
     /// Releases the lock `session` holds on a key (also writing value and flags).
-    /// `None` when the key is missing or held by someone else.
+    /// `None` when the key is missing or held by someone else. As in Consul, the
+    /// session need not exist any more: releasing after it was invalidated is a
+    /// plain `false`, not an error.
     pub fn kv_unlock(&mut self, mut entry: DirEntry, session: &str) -> Result<Option<DirEntry>> {
-        self.live_session(session)?;
+        if session.is_empty() {
+            return Err(StateError::rejected("missing session"));
+        }
         let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, entry.key.as_bytes())?;
         match existing {
             Some(e) if e.session.as_deref() == Some(session) => {
