@@ -168,3 +168,16 @@ fn https_without_verify_incoming_serves_any_client_and_writes_work() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Consul's own test harness always sets an HTTPS port; without certificates
+/// the agent must still start (and serve plain HTTP).
+#[test]
+fn an_https_port_without_certificates_leaves_https_off() {
+    let port = free_port();
+    let agent = Agent::start(
+        vec!["-dev".into(), format!("-hcl=ports {{ https = {port} }}")],
+        None,
+    );
+    assert_eq!(agent.get("/v1/status/leader").status, 200);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
