@@ -560,7 +560,7 @@ pub struct ImportArgs {
 }
 
 /// Go's `path.Clean`: the shortest equivalent slash path.
-fn path_clean(p: &str) -> String {
+pub(crate) fn path_clean(p: &str) -> String {
     if p.is_empty() {
         return ".".to_string();
     }

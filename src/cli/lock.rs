@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::child::{exit_text, send_signal, signal_name, start_child};
 use super::client::{ApiError, Client};
 use super::http_flags::{ClientFlags, ServerFlags};
+use super::kv::path_clean;
 use super::ui::{self, fail, go_os_error, go_quote};
 use crate::config::flags::parse_go_bool;
 use crate::config::{format_go_duration, parse_go_duration_nanos};
@@ -111,34 +112,6 @@ pub struct LockArgs {
     /// The key prefix, then the child command.
     #[arg(value_name = "PREFIX CHILD")]
     args: Vec<String>,
-}
-
-/// Go's `path.Clean`.
-fn path_clean(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            s => parts.push(s),
-        }
-    }
-    let body = parts.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".to_string(),
-        (false, false) => body,
-    }
 }
 
 /// Go's `path.Join` of two elements.
