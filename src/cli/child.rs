@@ -3,8 +3,46 @@
 //! are), with Go's texts for start failures and exit statuses.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
-use super::ui::{go_os_error, go_quote};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use super::ui::{self, go_os_error, go_quote};
+
+/// The pid of the child a command is running, if any: where signals go.
+pub type RunningChild = Arc<Mutex<Option<u32>>>;
+
+/// Installs SIGINT and SIGTERM handling for `lock` and `watch`: each signal is
+/// passed on to the running child (as Consul's commands do) and cancels the
+/// returned token, which ends the command.
+pub fn forward_signals() -> std::io::Result<(CancellationToken, RunningChild)> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let shutdown = CancellationToken::new();
+    let child_pid = RunningChild::default();
+    let (token, pid_slot) = (shutdown.clone(), child_pid.clone());
+    tokio::spawn(async move {
+        loop {
+            let sig = tokio::select! {
+                Some(()) = interrupt.recv() => libc::SIGINT,
+                Some(()) = terminate.recv() => libc::SIGTERM,
+                else => return,
+            };
+            let pid = pid_slot.lock().ok().and_then(|p| *p);
+            if let Some(pid) = pid
+                && let Err(e) = send_signal(pid, sig)
+            {
+                ui::error(&format!(
+                    "Warning, could not forward signal: failed to send signal {:?}: {e}",
+                    signal_name(sig)
+                ));
+            }
+            token.cancel();
+        }
+    });
+    Ok((shutdown, child_pid))
+}
 
 /// Starts `args` with `stdin`, the terminal's stdout and stderr, and one extra
 /// environment variable.

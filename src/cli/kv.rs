@@ -35,30 +35,36 @@ pub async fn run(cmd: &KvCommand) -> i32 {
     }
 }
 
-/// A KV entry as `/v1/kv` returns it.
-#[derive(Deserialize)]
+/// A KV entry as `/v1/kv` returns it; `kv`, `lock` and `watch` all read this.
+#[derive(Deserialize, Clone, Default)]
 #[serde(rename_all = "PascalCase")]
-struct KvPair {
-    key: String,
+pub(crate) struct KvPair {
+    pub key: String,
     #[serde(default)]
-    create_index: u64,
+    pub create_index: u64,
     #[serde(default)]
-    modify_index: u64,
+    pub modify_index: u64,
     #[serde(default)]
-    lock_index: u64,
+    pub lock_index: u64,
     #[serde(default)]
-    flags: u64,
+    pub flags: u64,
+    /// Base64, as on the wire.
     #[serde(default)]
-    value: Option<String>,
+    pub value: Option<String>,
     #[serde(default)]
-    session: Option<String>,
+    pub session: Option<String>,
     #[serde(default)]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
     #[serde(default)]
-    partition: Option<String>,
+    pub partition: Option<String>,
 }
 
 impl KvPair {
+    /// The holding session's ID, `""` when the key is not locked.
+    pub fn session(&self) -> &str {
+        self.session.as_deref().unwrap_or("")
+    }
+
     fn value(&self) -> Vec<u8> {
         self.value
             .as_deref()

@@ -5,21 +5,20 @@
 //! so concord's `lock` and Consul's tools contend for the same locks.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::{ArgAction, Args};
 use serde::{Deserialize, Serialize};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::child::{exit_text, send_signal, signal_name, start_child};
+use super::child::{exit_text, forward_signals, send_signal, start_child};
 use super::client::{ApiError, Client};
 use super::http_flags::{ClientFlags, ServerFlags};
-use super::kv::path_clean;
+use super::kv::{KvPair as Pair, path_clean};
 use super::ui::{self, fail, go_os_error, go_quote};
 use crate::config::flags::parse_go_bool;
 use crate::config::{format_go_duration, parse_go_duration_nanos};
@@ -121,27 +120,6 @@ fn path_join(a: &str, b: &str) -> String {
         return String::new();
     }
     path_clean(&joined.join("/"))
-}
-
-/// A KV entry, with the fields the lock reads.
-#[derive(Deserialize, Clone, Default)]
-#[serde(rename_all = "PascalCase")]
-struct Pair {
-    key: String,
-    #[serde(default)]
-    flags: u64,
-    #[serde(default)]
-    modify_index: u64,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    session: Option<String>,
-}
-
-impl Pair {
-    fn session(&self) -> &str {
-        self.session.as_deref().unwrap_or("")
-    }
 }
 
 /// Go's `api.IsRetryableError`: a failed connection or a server error.
@@ -858,38 +836,10 @@ pub async fn run(args: &LockArgs) -> i32 {
 
     // An interrupt or a SIGTERM stops the acquisition or the child; while a child
     // runs it gets the signal too.
-    let shutdown = CancellationToken::new();
-    let child_pid: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
-    let (mut interrupt, mut terminate) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        (Err(e), _) | (_, Err(e)) => return fail(format!("Lock setup failed: {e}")),
+    let (shutdown, child_pid) = match forward_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("Lock setup failed: {e}")),
     };
-    {
-        let shutdown = shutdown.clone();
-        let child_pid = child_pid.clone();
-        tokio::spawn(async move {
-            loop {
-                let sig = tokio::select! {
-                    Some(()) = interrupt.recv() => libc::SIGINT,
-                    Some(()) = terminate.recv() => libc::SIGTERM,
-                    else => return,
-                };
-                let pid = child_pid.lock().ok().and_then(|p| *p);
-                if let Some(pid) = pid
-                    && let Err(e) = send_signal(pid, sig)
-                {
-                    ui::error(&format!(
-                        "Warning, could not forward signal: failed to send signal {:?}: {e}",
-                        signal_name(sig)
-                    ));
-                }
-                shutdown.cancel();
-            }
-        });
-    }
 
     let try_once = (timeout > 0).then(|| Duration::from_nanos(timeout as u64));
     let kind = if args.limit == 1 {
@@ -1043,6 +993,7 @@ mod tests {
             modify_index: 7,
             value: value.map(|v| B64.encode(v)),
             session: Some(session.into()).filter(|s: &String| !s.is_empty()),
+            ..Default::default()
         }
     }
 

@@ -10,18 +10,17 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::{ArgAction, Args};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
-use super::child::{exit_text, send_signal, signal_name, start_child};
+use super::child::{exit_text, forward_signals, start_child};
 use super::client::{ApiError, Client};
 use super::http_flags::{ClientFlags, ServerFlags};
+use super::kv::KvPair;
 use super::ui::{self, fail, go_json_escape, go_quote};
 use crate::config::flags::parse_go_bool;
 use crate::config::format_go_duration;
@@ -350,29 +349,6 @@ fn go_layout(text: &str, indent: Option<&str>) -> String {
     go_json_escape(&out)
 }
 
-/// A KV entry as the agent sends it.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ServerPair {
-    key: String,
-    #[serde(default)]
-    create_index: u64,
-    #[serde(default)]
-    modify_index: u64,
-    #[serde(default)]
-    lock_index: u64,
-    #[serde(default)]
-    flags: u64,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    session: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    partition: Option<String>,
-}
-
 /// The Go api's `KVPair`, in its field order.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -390,8 +366,8 @@ struct ApiPair {
     partition: String,
 }
 
-impl From<ServerPair> for ApiPair {
-    fn from(p: ServerPair) -> Self {
+impl From<KvPair> for ApiPair {
+    fn from(p: KvPair) -> Self {
         ApiPair {
             key: p.key,
             create_index: p.create_index,
@@ -477,7 +453,7 @@ async fn query(client: &Client, plan: &Plan, index: Option<u64>) -> Result<Answe
     }
     let resp = resp.require_ok()?;
     let json = if single_kv || list_kv {
-        let pairs: Vec<ServerPair> = resp.decode()?;
+        let pairs: Vec<KvPair> = resp.decode()?;
         let api: Vec<ApiPair> = pairs.into_iter().map(ApiPair::from).collect();
         let text = if single_kv {
             match api.first() {
@@ -715,38 +691,10 @@ pub async fn run(args: &WatchArgs) -> i32 {
 
     // An interrupt or SIGTERM ends the watch at once (exit 0); a running
     // handler gets the signal too.
-    let (mut interrupt, mut terminate) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        (Err(e), _) | (_, Err(e)) => return fail(format!("Error querying Consul agent: {e}")),
+    let (shutdown, child_pid) = match forward_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("Error querying Consul agent: {e}")),
     };
-    let shutdown = CancellationToken::new();
-    let child_pid: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
-    {
-        let shutdown = shutdown.clone();
-        let child_pid = child_pid.clone();
-        tokio::spawn(async move {
-            loop {
-                let sig = tokio::select! {
-                    Some(()) = interrupt.recv() => libc::SIGINT,
-                    Some(()) = terminate.recv() => libc::SIGTERM,
-                    else => return,
-                };
-                let pid = child_pid.lock().ok().and_then(|p| *p);
-                if let Some(pid) = pid
-                    && let Err(e) = send_signal(pid, sig)
-                {
-                    ui::error(&format!(
-                        "Warning, could not forward signal: failed to send signal {:?}: {e}",
-                        signal_name(sig)
-                    ));
-                }
-                shutdown.cancel();
-            }
-        });
-    }
     tokio::select! {
         code = follow(&client, &plan, args, &child_pid) => code,
         _ = shutdown.cancelled() => 0,
@@ -850,7 +798,7 @@ mod tests {
 
     #[test]
     fn kv_pairs_use_the_go_api_field_order() {
-        let p: ServerPair = serde_json::from_str(
+        let p: KvPair = serde_json::from_str(
             r#"{"LockIndex":0,"Key":"k","Flags":3,"Value":"dg==","CreateIndex":5,"ModifyIndex":6}"#,
         )
         .unwrap();
