@@ -22,7 +22,9 @@ func newGen(seed uint64, idx int) *gen {
 func (g *gen) pick(xs ...string) string { return xs[g.r.IntN(len(xs))] }
 
 // Lengths of long keys and names: around LMDB's 511-byte key limit, 4 KiB
-// and 64 KiB. -long-keys=false replaces them (see main.go).
+// and 64 KiB. -long-keys=false replaces them with lengths up to 400 (see
+// main.go), which also keeps the 1-2 MiB string of a "huge-string" body out
+// of the Name field.
 var longLens = []int{511, 512, 513, 4096, 65536}
 
 func (g *gen) repeat(n int) string {
@@ -193,7 +195,12 @@ func (g *gen) body(rt route) ([]byte, string) {
 		open, closeB := g.pick("[", `{"a":`), g.pick("]", "}")
 		return []byte(strings.Repeat(open, n) + "1" + strings.Repeat(closeB, n)), "deep"
 	case 8:
-		return []byte(`{"Name":"` + strings.Repeat("y", 1<<20+g.r.IntN(1<<20)) + `"}`), "huge-string"
+		huge := strings.Repeat("y", 1<<20+g.r.IntN(1<<20))
+		if len(longLens) > 0 && longLens[len(longLens)-1] <= 400 {
+			// -long-keys=false: the huge string goes in a value, not a name
+			return []byte(`{"Name":"huge","Notes":"` + huge + `"}`), "huge-string"
+		}
+		return []byte(`{"Name":"` + huge + `"}`), "huge-string"
 	case 9:
 		b := make([]byte, g.r.IntN(4096))
 		for i := range b {

@@ -147,12 +147,12 @@ func main() {
 	var only string
 	flag.StringVar(&c.bin, "bin", os.Getenv("CONCORD_BIN"), "concord binary (default $CONCORD_BIN)")
 	seed := flag.Uint64("seed", 0, "random seed (0: time based; printed)")
-	flag.IntVar(&c.requests, "requests", 20000, "number of requests (HTTP and DNS)")
-	flag.DurationVar(&c.duration, "duration", 75*time.Second, "time budget of the request phase")
+	flag.IntVar(&c.requests, "requests", 4000, "number of requests (HTTP and DNS)")
+	flag.DurationVar(&c.duration, "duration", 90*time.Second, "time budget of the request phase")
 	flag.IntVar(&c.workers, "workers", 4, "concurrent senders")
 	flag.IntVar(&c.dnsShare, "dns", 20, "percent of the requests that are DNS queries")
 	flag.StringVar(&c.out, "out", "", "directory for the agent logs (default: a temp dir)")
-	longKeys := flag.Bool("long-keys", true, "send keys and names of 511 B to 64 KiB; false (only to look past a known long-key bug, never in CI) caps them at 400 B")
+	longKeys := flag.Bool("long-keys", true, "send keys and names of 511 B to 64 KiB (and 1-2 MiB names); false (only to look past a known long-key bug, never in CI) caps them at 400 B")
 	flag.StringVar(&only, "only", "", "replay just these request numbers (comma separated) against a fresh agent, a probe after each")
 	flag.Parse()
 	c.seed = *seed
