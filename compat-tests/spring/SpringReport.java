@@ -25,6 +25,9 @@ import org.w3c.dom.NodeList;
  *     prints "LABEL: N passed, M failed, K skipped"; exit 3 when there is no report
  * java SpringReport.java markdown OUT.md OUT_DIR
  *     writes the per-test table from OUT_DIR/spring4 and OUT_DIR/spring5
+ * java SpringReport.java failures LABEL REPORTS_DIR
+ *     prints "broken: LABEL Class.test: message" per failed test (the
+ *     regression gate's lines; every Spring failure breaks it)
  * </pre>
  *
  * Errors count as failed. A test class whose setup failed is reported by Surefire
@@ -47,11 +50,20 @@ public class SpringReport {
 					+ count(rs, "skipped") + " skipped");
 			return;
 		}
+		if (args.length == 3 && args[0].equals("failures")) {
+			for (Result r : read(Path.of(args[2]))) {
+				if (r.status.equals("failed")) {
+					System.out.println("broken: " + args[1] + " " + r.clazz + "." + r.name + ": "
+							+ (r.message.isEmpty() ? "(no message)" : r.message.replace("\\|", "|")));
+				}
+			}
+			return;
+		}
 		if (args.length == 3 && args[0].equals("markdown")) {
 			markdown(Path.of(args[1]), Path.of(args[2]));
 			return;
 		}
-		System.err.println("usage: SpringReport summary LABEL DIR | markdown OUT.md OUT_DIR");
+		System.err.println("usage: SpringReport summary LABEL DIR | markdown OUT.md OUT_DIR | failures LABEL DIR");
 		System.exit(2);
 	}
 

@@ -8,6 +8,7 @@
 //	report stream                     < go test -json > plain test output
 //	report markdown -out FILE -out-dir DIR -known FILE -api-dir DIR ...
 //	report gotest -out F -list F -hang D -timeout D -- go test -json ... PKG
+//	report gate rerun|verdict|stale ...
 //
 // summary prints "L: N passed, M failed, K skipped" counting top-level tests
 // only. Tests named in the -list file that never reported a result (the
@@ -15,7 +16,8 @@
 // not build, which the runner treats as a harness error.
 //
 // gotest runs one package's tests in rounds with a per-test hang budget (see
-// gotest.go).
+// gotest.go). gate classifies a suite's failures for the regression gate
+// (see gate.go).
 package main
 
 import (
@@ -35,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: report list|summary|stream|markdown ...")
+		fmt.Fprintln(os.Stderr, "usage: report list|summary|stream|markdown|gotest|gate ...")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +52,8 @@ func main() {
 		err = cmdMarkdown(os.Args[2:])
 	case "gotest":
 		err = cmdGotest(os.Args[2:])
+	case "gate":
+		err = cmdGate(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

@@ -1,0 +1,3 @@
+module concord/compat-tests/fuzz
+
+go 1.26.7
