@@ -242,7 +242,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     // in-flight requests a moment, then stop regardless.
     let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(servers)).await;
     agent.consensus.shutdown().await;
-    if let Err(e) = agent.store.sync() {
+    if let Err(e) = agent.store.close_clean() {
         tracing::warn!(error = %e, "final state sync failed");
     }
     if let Some(dir) = &agent.scratch {

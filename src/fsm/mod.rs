@@ -137,15 +137,13 @@ impl Command {
     }
 }
 
-/// Applies `cmd` at `index` inside `batch`. Storage faults are errors (they stop the
-/// state machine); refusals are answers.
-pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Response, StateError> {
+/// Applies `cmd` at `index` inside `batch`. Total: every command gets an answer. A
+/// command that cannot be applied (a rule of the data model, or any error inside its
+/// own nested transaction, which is then rolled back) fails alone, and the entries
+/// after it apply as usual. Only committing the batch itself can fail the stream.
+pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Response {
     if let Command::Batch(cmds) = cmd {
-        return cmds
-            .iter()
-            .map(|c| apply(batch, index, c))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Response::Batch);
+        return Response::Batch(cmds.iter().map(|c| apply(batch, index, c)).collect());
     }
     let out = batch.apply(index, |w| {
         Ok(match cmd {
@@ -232,10 +230,13 @@ pub fn apply(batch: &mut Batch<'_>, index: u64, cmd: &Command) -> Result<Respons
         })
     });
     match out {
-        Ok(r) => Ok(r),
-        Err(StateError::Rejected(msg)) => Ok(Response::Rejected(msg)),
-        Err(StateError::TxnFailed(errors)) => Ok(Response::TxnFailed(errors)),
-        Err(e) => Err(e),
+        Ok(r) => r,
+        Err(StateError::Rejected(msg)) => Response::Rejected(msg),
+        Err(StateError::TxnFailed(errors)) => Response::TxnFailed(errors),
+        Err(e) => {
+            tracing::error!(index, error = %e, "command failed to apply; it was rolled back alone");
+            Response::Rejected(e.to_string())
+        }
     }
 }
 

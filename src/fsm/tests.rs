@@ -20,7 +20,7 @@ impl Harness {
     fn run(&mut self, cmd: Command) -> Response {
         self.index += 1;
         let mut batch = self.store.batch().unwrap();
-        let r = apply(&mut batch, self.index, &cmd).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let r = apply(&mut batch, self.index, &cmd);
         batch.commit().unwrap();
         r
     }
@@ -407,4 +407,75 @@ fn a_batch_answers_each_command_and_keeps_failures_apart() {
     );
     assert!(h.get("b/2").1.is_none());
     assert!(h.get("b/3").1.is_some());
+}
+
+#[test]
+fn a_command_that_fails_in_storage_fails_alone_and_the_stream_goes_on() {
+    let mut h = Harness::new();
+    h.run(Command::KvSet {
+        entry: entry("ok/1", "x"),
+    });
+    // A row no command can decode (a damaged store): writing that key fails in
+    // the command's own transaction, which is rolled back; the next command of the
+    // same batch, and the next entry, apply.
+    h.store.put_raw("kv", b"bad", b"not json");
+    let r = h.run(Command::Batch(vec![
+        Command::KvSet {
+            entry: entry("bad", "y"),
+        },
+        Command::KvSet {
+            entry: entry("ok/2", "z"),
+        },
+    ]));
+    match r {
+        Response::Batch(answers) => {
+            assert!(
+                matches!(&answers[0], Response::Rejected(m) if m.contains("encoding")),
+                "{answers:?}"
+            );
+            assert_eq!(answers[1], Response::Bool(true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.get("ok/2").1.is_some());
+    assert_eq!(
+        h.run(Command::KvSet {
+            entry: entry("ok/3", "w"),
+        }),
+        Response::Bool(true)
+    );
+}
+
+#[test]
+fn long_names_are_stored_listed_and_removed() {
+    let mut h = Harness::new();
+    let long = |p: &str, n: usize| format!("{p}{}", "x".repeat(n));
+    for n in [500, 511, 512, 4096, 70_000] {
+        assert_eq!(
+            h.run(Command::KvSet {
+                entry: entry(&long("k/", n), "v"),
+            }),
+            Response::Bool(true)
+        );
+        h.node(&long("n", n));
+    }
+    let r = h.store.read().unwrap();
+    let (_, listed) = r.view().kv_list("k/").unwrap();
+    let keys: Vec<usize> = listed.iter().map(|e| e.key.len() - 2).collect();
+    assert_eq!(keys, vec![500, 511, 512, 4096, 70_000], "in key order");
+    let (_, nodes) = r.view().nodes().unwrap();
+    assert_eq!(nodes.len(), 5);
+    drop(r);
+    h.run(Command::KvDeleteTree {
+        prefix: long("k/", 600),
+    });
+    let deleted_at = h.index;
+    let r = h.store.read().unwrap();
+    let (_, listed) = r.view().kv_list("k/").unwrap();
+    let keys: Vec<usize> = listed.iter().map(|e| e.key.len() - 2).collect();
+    assert_eq!(keys, vec![500, 511, 512]);
+    // The deleted long keys' tombstones give the long prefix its index.
+    let (pidx, gone) = r.view().kv_list(&long("k/", 600)).unwrap();
+    assert!(gone.is_empty());
+    assert_eq!(pidx, deleted_at);
 }

@@ -162,7 +162,7 @@ impl Consensus {
         .validate()?;
         let log = log_store::LogStore::open(raft_dir, durable)?;
         let snapshot_path = durable.then(|| raft_dir.join("snapshot.json"));
-        let sm = state_machine::StateMachine::new(store, snapshot_path);
+        let sm = state_machine::StateMachine::new(store, snapshot_path)?;
         let rpc = Arc::new(RpcClient::default());
         let lease = Arc::new(lease::LeaderLease::new(Duration::from_millis(
             config.election_timeout_min,

@@ -61,16 +61,53 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<Store>, snapshot_path: Option<PathBuf>) -> StateMachine {
+    /// The state machine over `store`. A store that was discarded at open (see
+    /// `state::guard`) is filled from the latest snapshot here; openraft then applies
+    /// the log entries after it, as it does after any restart.
+    pub fn new(
+        store: Arc<Store>,
+        snapshot_path: Option<PathBuf>,
+    ) -> Result<StateMachine, StorageError> {
         let current = snapshot_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice::<StoredSnapshot>(&b).ok());
-        StateMachine {
+        let sm = StateMachine {
             store,
             snapshot_path,
-            current: Arc::new(std::sync::Mutex::new(current)),
+            current: Arc::new(std::sync::Mutex::new(None)),
+        };
+        if let Some(why) = sm.store.rebuilt() {
+            match &current {
+                Some(snap) => {
+                    sm.load(&snap.meta, &snap.data)?;
+                    tracing::warn!(
+                        index = snap.meta.last_log_id.map_or(0, |l| l.index),
+                        "state store rebuilt from the snapshot ({why}); the Raft log replays the rest"
+                    );
+                }
+                None => tracing::warn!("state store rebuilt from the Raft log alone ({why})"),
+            }
         }
+        *sm.current.lock().unwrap_or_else(|e| e.into_inner()) = current;
+        Ok(sm)
+    }
+
+    /// Replaces the state with a snapshot's, applied up to the snapshot's last entry.
+    fn load(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        self.store
+            .restore_from(&mut &data[..])
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mut batch = self
+            .store
+            .batch()
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        batch
+            .put_meta(META_APPLIED, &meta.last_log_id)
+            .and_then(|_| batch.put_meta(META_MEMBERSHIP, &meta.last_membership))
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        batch.commit().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.store.sync().map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 
     fn save_snapshot(&self, snap: StoredSnapshot) -> Result<(), StorageError> {
@@ -155,8 +192,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(entry.log_id);
             let r = match &entry.payload {
                 EntryPayload::Blank => Response::Done,
-                EntryPayload::Normal(cmd) => fsm::apply(&mut batch, entry.log_id.index, cmd)
-                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+                EntryPayload::Normal(cmd) => fsm::apply(&mut batch, entry.log_id.index, cmd),
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
                     Response::Done
@@ -192,19 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        self.store
-            .restore_from(&mut data.as_slice())
-            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        let mut batch = self
-            .store
-            .batch()
-            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        batch
-            .put_meta(META_APPLIED, &meta.last_log_id)
-            .and_then(|_| batch.put_meta(META_MEMBERSHIP, &meta.last_membership))
-            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        batch.commit().map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        self.store.sync().map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        self.load(meta, &data)?;
         self.save_snapshot(StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -2,10 +2,10 @@
 //! index rules (a per-service index so a health watch on one service is not woken by
 //! another) and the session invalidation that check and node changes cause.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use super::keys;
 use super::schema::{self, get_json, lower, put_json};
 use super::{ReaderRef, Result, StateError, Table, Writer};
 use crate::structs::{CheckServiceNode, HEALTH_CRITICAL, HealthCheck, Node, NodeService};
@@ -13,26 +13,52 @@ use crate::structs::{CheckServiceNode, HEALTH_CRITICAL, HealthCheck, Node, NodeS
 /// A node with its services, or `None` for an unknown node.
 pub type NodeWithServices = Option<(Node, Vec<NodeService>)>;
 
-fn service_index_name(service: &str) -> String {
-    format!("service.{}", lower(service))
+/// The name of a service's own index in the `index` table.
+fn service_index_name(service: &str) -> Vec<u8> {
+    let mut name = b"service.".to_vec();
+    keys::push_part(&mut name, lower(service).as_bytes());
+    name
+}
+
+/// A `services_by_name` row: the instance's node and service ID, which the key
+/// holds only in encoded form.
+pub(super) fn instance_ref(node_key: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + node_key.len() + id.len());
+    out.extend_from_slice(&(node_key.len() as u32).to_be_bytes());
+    out.extend_from_slice(node_key);
+    out.extend_from_slice(id);
+    out
+}
+
+fn parse_instance_ref(row: &[u8]) -> Option<(String, String)> {
+    let (len, rest) = row.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    let node = rest.get(..len)?;
+    let id = rest.get(len..)?;
+    Some((
+        String::from_utf8_lossy(node).into_owned(),
+        String::from_utf8_lossy(id).into_owned(),
+    ))
 }
 
 impl ReaderRef<'_> {
     pub fn node(&self, name: &str) -> Result<Option<Node>> {
-        get_json(&self.db.nodes, self.txn, lower(name).as_bytes())
+        get_json(&self.db.nodes, self.txn, &schema::key(&[&lower(name)]))
     }
 
     pub fn nodes(&self) -> Result<(u64, Vec<Node>)> {
         let idx = self.table_index(&[Table::Nodes])?;
-        Ok((idx, schema::scan_json(&self.db.nodes, self.txn, b"")?))
+        let nodes = schema::scan_json_by(&self.db.nodes, self.txn, b"", |n: &Node| lower(&n.node))?;
+        Ok((idx, nodes))
     }
 
     /// Services on one node, in ID order.
     pub fn services_of_node(&self, node: &str) -> Result<Vec<NodeService>> {
-        schema::scan_json(
+        schema::scan_json_by(
             &self.db.services,
             self.txn,
             &schema::prefix(&[&lower(node)]),
+            |s: &NodeService| s.id.clone(),
         )
     }
 
@@ -57,18 +83,9 @@ impl ReaderRef<'_> {
     /// Every service name with the union of its instances' tags.
     pub fn services(&self) -> Result<(u64, Vec<(Node, NodeService)>)> {
         let idx = self.table_index(&[Table::Services])?;
-        let nodes: BTreeMap<String, Node> = self
-            .nodes()?
-            .1
-            .into_iter()
-            .map(|n| (lower(&n.node), n))
-            .collect();
         let mut out = Vec::new();
-        for item in self.db.services.iter(self.txn)? {
-            let (k, v) = item?;
-            let node_key = k.split(|b| *b == 0).next().unwrap_or_default();
-            let svc: NodeService = serde_json::from_slice(v)?;
-            if let Some(n) = nodes.get(&*String::from_utf8_lossy(node_key)) {
+        for n in self.nodes()?.1 {
+            for svc in self.services_of_node(&n.node)? {
                 out.push((n.clone(), svc));
             }
         }
@@ -95,18 +112,17 @@ impl ReaderRef<'_> {
     pub fn service_instances(&self, service: &str) -> Result<(u64, Vec<(Node, NodeService)>)> {
         let mut out = Vec::new();
         let mut last_node: Option<Node> = None;
+        let mut hashed = false;
         for item in schema::iter_prefix(
             &self.db.services_by_name,
             self.txn,
             &schema::prefix(&[&lower(service)]),
         )? {
-            let (k, _) = item?;
-            let mut parts = k.split(|b| *b == 0).skip(1);
-            let (Some(node), Some(id)) = (parts.next(), parts.next()) else {
+            let (k, v) = item?;
+            let Some((node, id)) = parse_instance_ref(v) else {
                 continue;
             };
-            let node = String::from_utf8_lossy(node);
-            let id = String::from_utf8_lossy(id);
+            hashed |= keys::has_hashed(k);
             // Instances are grouped by node in the index: decode each node once.
             if !last_node
                 .as_ref()
@@ -117,6 +133,9 @@ impl ReaderRef<'_> {
             if let (Some(n), Some(s)) = (&last_node, self.node_service(&node, &id)?) {
                 out.push((n.clone(), s));
             }
+        }
+        if hashed {
+            out.sort_by_cached_key(|(n, s)| (lower(&n.node), s.id.clone()));
         }
         let idx = self.service_index(service, !out.is_empty(), false)?;
         Ok((idx, out))
@@ -178,7 +197,12 @@ impl ReaderRef<'_> {
     }
 
     pub fn node_checks(&self, node: &str) -> Result<Vec<HealthCheck>> {
-        schema::scan_json(&self.db.checks, self.txn, &schema::prefix(&[&lower(node)]))
+        schema::scan_json_by(
+            &self.db.checks,
+            self.txn,
+            &schema::prefix(&[&lower(node)]),
+            |c: &HealthCheck| c.check_id.clone(),
+        )
     }
 
     pub fn check(&self, node: &str, id: &str) -> Result<Option<HealthCheck>> {
@@ -194,7 +218,10 @@ impl ReaderRef<'_> {
     /// Every check, for `/v1/health/state/:state` and `/v1/health/checks/:service`.
     pub fn all_checks(&self) -> Result<(u64, Vec<HealthCheck>)> {
         let idx = self.table_index(&[Table::Checks])?;
-        Ok((idx, schema::scan_json(&self.db.checks, self.txn, b"")?))
+        let checks = schema::scan_json_by(&self.db.checks, self.txn, b"", |c: &HealthCheck| {
+            (lower(&c.node), c.check_id.clone())
+        })?;
+        Ok((idx, checks))
     }
 
     /// `/v1/health/service/:name`: each instance with its node's checks and its own.
@@ -260,7 +287,8 @@ impl Writer<'_, '_> {
     /// Creates or updates a node. Returns the node as stored.
     pub fn ensure_node(&mut self, mut node: Node) -> Result<Node> {
         let key = lower(&node.node);
-        let existing: Option<Node> = get_json(&self.db.nodes, self.txn, key.as_bytes())?;
+        let row_key = schema::key(&[&key]);
+        let existing: Option<Node> = get_json(&self.db.nodes, self.txn, &row_key)?;
         if let Some(old) = &existing {
             if !old.id.is_empty() && !node.id.is_empty() && old.id != node.id {
                 // Consul lets a node keep its name only with the same ID; a different
@@ -279,7 +307,7 @@ impl Writer<'_, '_> {
         }
         node.create_index = existing.as_ref().map_or(self.idx, |n| n.create_index);
         node.modify_index = self.idx;
-        put_json(&self.db.nodes, self.txn, key.as_bytes(), &node)?;
+        put_json(&self.db.nodes, self.txn, &row_key, &node)?;
         self.bump(Table::Nodes)?;
         self.touched.nodes.insert(key);
         self.bump_services_of_node(&node.node)?;
@@ -314,7 +342,7 @@ impl Writer<'_, '_> {
         self.db.services_by_name.put(
             self.txn,
             &schema::key(&[&lower(&svc.service), &node_key, &svc.id]),
-            &[],
+            &instance_ref(node_key.as_bytes(), svc.id.as_bytes()),
         )?;
         self.bump(Table::Services)?;
         self.bump_service(&svc.service)?;
@@ -438,7 +466,7 @@ impl Writer<'_, '_> {
         )? {
             self.db.coordinates.delete(self.txn, &k)?;
         }
-        self.db.nodes.delete(self.txn, node_key.as_bytes())?;
+        self.db.nodes.delete(self.txn, &schema::key(&[&node_key]))?;
         self.bump(Table::Nodes)?;
         self.touched.nodes.insert(node_key);
         Ok(())

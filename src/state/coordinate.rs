@@ -7,7 +7,8 @@ use crate::structs::CoordinateEntry;
 impl ReaderRef<'_> {
     pub fn coordinates(&self) -> Result<(u64, Vec<CoordinateEntry>)> {
         let idx = self.table_index(&[Table::Coordinates])?;
-        Ok((idx, schema::scan_json(&self.db.coordinates, self.txn, b"")?))
+        let all = schema::scan_json_by(&self.db.coordinates, self.txn, b"", by_node)?;
+        Ok((idx, all))
     }
 
     pub fn node_coordinates(&self, node: &str) -> Result<(u64, Vec<CoordinateEntry>)> {
@@ -15,9 +16,13 @@ impl ReaderRef<'_> {
         let prefix = schema::prefix(&[&lower(node)]);
         Ok((
             idx,
-            schema::scan_json(&self.db.coordinates, self.txn, &prefix)?,
+            schema::scan_json_by(&self.db.coordinates, self.txn, &prefix, by_node)?,
         ))
     }
+}
+
+fn by_node(e: &CoordinateEntry) -> (String, String) {
+    (lower(&e.node), e.segment.clone())
 }
 
 impl Writer<'_, '_> {

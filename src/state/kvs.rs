@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::keys;
 use super::schema::{self, get_json, put_json};
 use super::{ReaderRef, Result, StateError, Table, Writer};
 use crate::structs::{DirEntry, MAX_LOCK_DELAY, SESSION_BEHAVIOR_DELETE, Session};
@@ -19,15 +20,36 @@ impl ReaderRef<'_> {
     /// One key: `(index, entry)`; the index is the entry's ModifyIndex, or the table
     /// index when the key is missing.
     pub fn kv_get(&self, key: &str) -> Result<(u64, Option<DirEntry>)> {
-        match get_json::<DirEntry>(&self.db.kv, self.txn, key.as_bytes())? {
+        match get_json::<DirEntry>(&self.db.kv, self.txn, &keys::kv(key))? {
             Some(e) => Ok((e.modify_index, Some(e))),
             None => Ok((self.kv_max_index()?, None)),
         }
     }
 
+    /// Every entry whose key starts with `prefix` (a string prefix, not a path), in
+    /// key order.
+    fn kv_rows(&self, prefix: &str) -> Result<Vec<DirEntry>> {
+        let (scan, check) = keys::kv_scan(prefix);
+        let mut out: Vec<DirEntry> = Vec::new();
+        let mut hashed = false;
+        for item in schema::iter_prefix(&self.db.kv, self.txn, &scan)? {
+            let (k, v) = item?;
+            let entry: DirEntry = serde_json::from_slice(v)?;
+            if check && !entry.key.starts_with(prefix) {
+                continue;
+            }
+            hashed |= keys::has_hashed(k);
+            out.push(entry);
+        }
+        if hashed {
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(out)
+    }
+
     /// Every entry whose key starts with `prefix` (a string prefix, not a path).
     pub fn kv_list(&self, prefix: &str) -> Result<(u64, Vec<DirEntry>)> {
-        let entries: Vec<DirEntry> = schema::scan_json(&self.db.kv, self.txn, prefix.as_bytes())?;
+        let entries = self.kv_rows(prefix)?;
         let idx = self.prefix_index(prefix, entries.iter().map(|e| e.modify_index).max())?;
         Ok((idx, entries))
     }
@@ -36,11 +58,9 @@ impl ReaderRef<'_> {
     pub fn kv_keys(&self, prefix: &str, separator: &str) -> Result<(u64, Vec<String>)> {
         let mut keys: Vec<String> = Vec::new();
         let mut max = None::<u64>;
-        for item in schema::iter_prefix(&self.db.kv, self.txn, prefix.as_bytes())? {
-            let (k, v) = item?;
-            let entry: DirEntry = serde_json::from_slice(v)?;
+        for entry in self.kv_rows(prefix)? {
             max = Some(max.map_or(entry.modify_index, |m: u64| m.max(entry.modify_index)));
-            let key = String::from_utf8_lossy(k).into_owned();
+            let key = entry.key;
             let rolled = if separator.is_empty() {
                 key
             } else {
@@ -65,10 +85,12 @@ impl ReaderRef<'_> {
             return self.kv_max_index();
         }
         let mut idx = entries_max.unwrap_or(0);
-        for item in schema::iter_prefix(&self.db.tombstones, self.txn, prefix.as_bytes())? {
-            let (_, v) = item?;
-            if let Ok(b) = <[u8; 8]>::try_from(v) {
-                idx = idx.max(u64::from_be_bytes(b));
+        let (scan, check) = keys::kv_scan(prefix);
+        for item in schema::iter_prefix(&self.db.tombstones, self.txn, &scan)? {
+            let (k, v) = item?;
+            let (index, key) = tombstone(k, v);
+            if !check || key.starts_with(prefix.as_bytes()) {
+                idx = idx.max(index);
             }
         }
         if idx == 0 {
@@ -80,7 +102,7 @@ impl ReaderRef<'_> {
 
 impl Writer<'_, '_> {
     fn kv_put(&mut self, entry: &DirEntry, old: Option<&DirEntry>) -> Result<()> {
-        put_json(&self.db.kv, self.txn, entry.key.as_bytes(), entry)?;
+        put_json(&self.db.kv, self.txn, &keys::kv(&entry.key), entry)?;
         if let Some(old_session) = old.and_then(|o| o.session.as_deref())
             && entry.session.as_deref() != Some(old_session)
         {
@@ -89,11 +111,14 @@ impl Writer<'_, '_> {
                 .delete(self.txn, &schema::key(&[old_session, &entry.key]))?;
         }
         if let Some(s) = entry.session.as_deref() {
-            self.db
-                .kv_by_session
-                .put(self.txn, &schema::key(&[s, &entry.key]), &[])?;
+            // The row holds the key itself: a long key's LMDB key does not.
+            self.db.kv_by_session.put(
+                self.txn,
+                &schema::key(&[s, &entry.key]),
+                entry.key.as_bytes(),
+            )?;
         }
-        schema::set_index(&self.db.index, self.txn, "kvs", self.idx)?;
+        schema::set_index(&self.db.index, self.txn, b"kvs", self.idx)?;
         self.touched.tables.insert(Table::Kvs);
         self.touched.kv_keys.insert(entry.key.clone());
         Ok(())
@@ -103,7 +128,7 @@ impl Writer<'_, '_> {
     /// that changes nothing keeps the old ModifyIndex and wakes nobody. Returns the
     /// entry as stored.
     pub fn kv_set(&mut self, mut entry: DirEntry, update_session: bool) -> Result<DirEntry> {
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, entry.key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(&entry.key))?;
         entry.create_index = existing.as_ref().map_or(self.idx, |e| e.create_index);
         if !update_session {
             entry.session = existing.as_ref().and_then(|e| e.session.clone());
@@ -122,7 +147,7 @@ impl Writer<'_, '_> {
     /// Check-and-set: `cas == 0` creates only; otherwise the stored ModifyIndex must
     /// equal `cas`. `None` when the check fails.
     pub fn kv_cas(&mut self, entry: DirEntry, cas: u64) -> Result<Option<DirEntry>> {
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, entry.key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(&entry.key))?;
         let ok = match (&existing, cas) {
             (None, 0) => true,
             (Some(_), 0) => false,
@@ -139,7 +164,7 @@ impl Writer<'_, '_> {
         if id.is_empty() {
             return Err(StateError::rejected("missing session"));
         }
-        get_json::<Session>(&self.db.sessions, self.txn, id.as_bytes())?
+        get_json::<Session>(&self.db.sessions, self.txn, &schema::key(&[id]))?
             .ok_or_else(|| StateError::rejected(format!("invalid session {id:?}")))
     }
 
@@ -147,7 +172,7 @@ impl Writer<'_, '_> {
     /// `None` when another session holds it.
     pub fn kv_lock(&mut self, mut entry: DirEntry, session: &str) -> Result<Option<DirEntry>> {
         self.live_session(session)?;
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, entry.key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(&entry.key))?;
         entry.lock_index = match &existing {
             Some(e) if e.session.as_deref() == Some(session) => e.lock_index,
             Some(e) if e.session.is_some() => return Ok(None),
@@ -166,7 +191,7 @@ impl Writer<'_, '_> {
         if session.is_empty() {
             return Err(StateError::rejected("missing session"));
         }
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, entry.key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(&entry.key))?;
         match existing {
             Some(e) if e.session.as_deref() == Some(session) => {
                 entry.lock_index = e.lock_index;
@@ -179,21 +204,25 @@ impl Writer<'_, '_> {
 
     /// Deletes one key, leaving a tombstone. Deleting a missing key changes nothing.
     pub fn kv_delete(&mut self, key: &str) -> Result<()> {
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(key))?;
         let Some(old) = existing else {
             return Ok(());
         };
-        self.db.kv.delete(self.txn, key.as_bytes())?;
+        let lmdb_key = keys::kv(key);
+        self.db.kv.delete(self.txn, &lmdb_key)?;
         if let Some(s) = old.session.as_deref() {
             self.db
                 .kv_by_session
                 .delete(self.txn, &schema::key(&[s, key]))?;
         }
-        self.db
-            .tombstones
-            .put(self.txn, key.as_bytes(), &self.idx.to_be_bytes())?;
-        schema::set_index(&self.db.index, self.txn, "kvs", self.idx)?;
-        schema::set_index(&self.db.index, self.txn, "tombstones", self.idx)?;
+        // A tombstone holds its index, and the key itself when the LMDB key is hashed.
+        let mut grave = self.idx.to_be_bytes().to_vec();
+        if keys::has_hashed(&lmdb_key) {
+            grave.extend_from_slice(key.as_bytes());
+        }
+        self.db.tombstones.put(self.txn, &lmdb_key, &grave)?;
+        schema::set_index(&self.db.index, self.txn, b"kvs", self.idx)?;
+        schema::set_index(&self.db.index, self.txn, b"tombstones", self.idx)?;
         self.touched.tables.insert(Table::Kvs);
         self.touched.kv_keys.insert(key.to_string());
         Ok(())
@@ -202,7 +231,7 @@ impl Writer<'_, '_> {
     /// Deletes only if the stored ModifyIndex equals `cas`; a missing key counts as
     /// deleted (`true`), as in Consul.
     pub fn kv_delete_cas(&mut self, key: &str, cas: u64) -> Result<bool> {
-        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, key.as_bytes())?;
+        let existing: Option<DirEntry> = get_json(&self.db.kv, self.txn, &keys::kv(key))?;
         match existing {
             None => Ok(true),
             Some(e) if e.modify_index != cas => Ok(false),
@@ -215,10 +244,8 @@ impl Writer<'_, '_> {
 
     /// Deletes every key with the string prefix.
     pub fn kv_delete_tree(&mut self, prefix: &str) -> Result<()> {
-        let keys = schema::scan_keys(&self.db.kv, self.txn, prefix.as_bytes())?;
-        for k in keys {
-            let key = String::from_utf8_lossy(&k).into_owned();
-            self.kv_delete(&key)?;
+        for entry in self.reader().kv_rows(prefix)? {
+            self.kv_delete(&entry.key)?;
         }
         Ok(())
     }
@@ -228,7 +255,7 @@ impl Writer<'_, '_> {
         let mut doomed = Vec::new();
         for item in self.db.tombstones.iter(self.txn)? {
             let (k, v) = item?;
-            if <[u8; 8]>::try_from(v).map(u64::from_be_bytes).unwrap_or(0) <= index {
+            if tombstone(k, v).0 <= index {
                 doomed.push(k.to_vec());
             }
         }
@@ -241,17 +268,18 @@ impl Writer<'_, '_> {
     /// What a session's end does to the keys it holds: `release` clears the holder,
     /// `delete` removes the key; either way a lock delay starts on the key.
     pub(crate) fn kv_release_session(&mut self, session: &Session) -> Result<()> {
-        let held = schema::scan_keys(
-            &self.db.kv_by_session,
-            self.txn,
-            &schema::prefix(&[&session.id]),
-        )?;
         let delay = Duration::from_nanos(session.lock_delay).min(MAX_LOCK_DELAY);
-        for k in held {
-            let key = String::from_utf8_lossy(&k[session.id.len() + 1..]).into_owned();
+        let prefix = schema::prefix(&[&session.id]);
+        let mut held = Vec::new();
+        for item in schema::iter_prefix(&self.db.kv_by_session, self.txn, &prefix)? {
+            let (k, v) = item?;
+            held.push((k.to_vec(), String::from_utf8_lossy(v).into_owned()));
+        }
+        for (k, key) in held {
             if session.behavior == SESSION_BEHAVIOR_DELETE {
                 self.kv_delete(&key)?;
-            } else if let Some(mut e) = get_json::<DirEntry>(&self.db.kv, self.txn, key.as_bytes())?
+            } else if let Some(mut e) =
+                get_json::<DirEntry>(&self.db.kv, self.txn, &keys::kv(&key))?
             {
                 let old = e.clone();
                 e.session = None;
@@ -264,5 +292,17 @@ impl Writer<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A tombstone's index and key (the key is in the value when the LMDB key is hashed).
+fn tombstone<'a>(lmdb_key: &'a [u8], value: &'a [u8]) -> (u64, &'a [u8]) {
+    let index = value
+        .first_chunk::<8>()
+        .map_or(0, |b| u64::from_be_bytes(*b));
+    if keys::has_hashed(lmdb_key) {
+        (index, value.get(8..).unwrap_or_default())
+    } else {
+        (index, lmdb_key)
     }
 }

@@ -8,12 +8,15 @@
 
 pub mod catalog;
 pub mod coordinate;
+pub mod guard;
+pub mod keys;
 pub mod kvs;
 pub mod schema;
 pub mod session;
 pub mod snapshot;
 pub mod system;
 pub mod txn;
+pub mod upgrade;
 pub mod usage;
 pub mod watch;
 
@@ -64,32 +67,81 @@ pub struct Store {
     lock_delays: Mutex<HashMap<String, Instant>>,
     /// Removed on drop when the store lives in a scratch directory (`-dev`).
     scratch_dir: Option<PathBuf>,
+    /// Where a durable store lives (its close record is kept there).
+    durable_dir: Option<PathBuf>,
+    /// Why the store was discarded at open, if it was.
+    rebuilt: Option<String>,
+}
+
+fn open_env(dir: &Path) -> Result<Env<WithoutTls>> {
+    let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+    opts.map_size(MAP_SIZE).max_dbs(32).max_readers(1024);
+    // SAFETY: NO_SYNC is sound for an environment whose durability comes from the
+    // Raft log (see `sync`), and the directory is used by this process only.
+    let env = unsafe {
+        opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_READ_AHEAD);
+        opts.open(dir)?
+    };
+    Ok(env)
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`. `durable = false` skips fsync
     /// entirely (`-dev`). With `durable = true` commits are not fsynced one by one
     /// either: the Raft log is the durable record, and the store is synced before a
-    /// snapshot lets the log be truncated.
+    /// snapshot lets the log be truncated. A durable store that cannot be trusted
+    /// (see [`guard`]) is discarded and opened empty; [`Store::rebuilt`] then says why,
+    /// and the Raft layer fills it from its snapshot and log.
     pub fn open(dir: &Path, durable: bool) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
-        let _ = durable;
-        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-        opts.map_size(MAP_SIZE).max_dbs(32).max_readers(1024);
-        // SAFETY: NO_SYNC is sound for an environment whose durability comes from the
-        // Raft log (see `sync`), and the directory is used by this process only.
-        let env = unsafe {
-            opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_READ_AHEAD);
-            opts.open(dir)?
-        };
+        let mut rebuilt = None;
+        if durable && let Some(why) = guard::distrust(dir) {
+            guard::discard(dir)?;
+            rebuilt = Some(why);
+        }
+        let mut env = open_env(dir)?;
+        if durable && rebuilt.is_none() {
+            let page_size = env.unnamed_database_stat().page_size;
+            if let Some(why) = guard::torn(dir, env.info().last_page_number, page_size) {
+                env.prepare_for_closing().wait();
+                guard::discard(dir)?;
+                env = open_env(dir)?;
+                rebuilt = Some(why);
+            }
+        }
+        if let Some(why) = &rebuilt {
+            tracing::warn!(dir = %dir.display(), "state store discarded, to be rebuilt from the Raft snapshot and log: {why}");
+        }
         let db = Tables::open(&env)?;
-        Ok(Store {
+        let store = Store {
             env,
             db,
             watches: WatchRegistry::default(),
             lock_delays: Mutex::new(HashMap::new()),
             scratch_dir: None,
-        })
+            durable_dir: durable.then(|| dir.to_path_buf()),
+            rebuilt,
+        };
+        store.check_format()?;
+        if let Some(dir) = &store.durable_dir {
+            guard::mark_open(dir)?;
+        }
+        Ok(store)
+    }
+
+    /// Why the store was discarded at open and starts empty, if it was.
+    pub fn rebuilt(&self) -> Option<&str> {
+        self.rebuilt.as_deref()
+    }
+
+    /// Syncs the store and records a clean close; the process must not write to it
+    /// afterwards (the next start checks the file against this record).
+    pub fn close_clean(&self) -> Result<()> {
+        self.sync()?;
+        if let Some(dir) = &self.durable_dir {
+            guard::mark_clean(dir)?;
+        }
+        Ok(())
     }
 
     /// A store in a fresh scratch directory, deleted when the store is dropped.
@@ -99,6 +151,20 @@ impl Store {
         let mut store = Store::open(&dir, false)?;
         store.scratch_dir = Some(dir);
         Ok(store)
+    }
+
+    /// Writes a raw row, bypassing every rule (tests of damaged stores).
+    #[cfg(test)]
+    pub fn put_raw(&self, table: &str, key: &[u8], value: &[u8]) {
+        let mut wtxn = self.env.write_txn().unwrap();
+        let (_, db) = self
+            .db
+            .all()
+            .into_iter()
+            .find(|(n, _)| *n == table)
+            .unwrap();
+        db.put(&mut wtxn, key, value).unwrap();
+        wtxn.commit().unwrap();
     }
 
     /// Flushes everything committed so far to disk.
@@ -234,7 +300,12 @@ pub struct Writer<'a, 't> {
 
 impl Writer<'_, '_> {
     pub(crate) fn bump(&mut self, table: Table) -> Result<()> {
-        schema::set_index(&self.db.index, self.txn, table_index_name(table), self.idx)?;
+        schema::set_index(
+            &self.db.index,
+            self.txn,
+            table_index_name(table).as_bytes(),
+            self.idx,
+        )?;
         self.touched.tables.insert(table);
         Ok(())
     }
@@ -302,13 +373,13 @@ impl ReaderRef<'_> {
             max = max.max(schema::get_index(
                 &self.db.index,
                 self.txn,
-                table_index_name(*t),
+                table_index_name(*t).as_bytes(),
             )?);
         }
         Ok(max)
     }
 
-    pub fn named_index(&self, name: &str) -> Result<u64> {
-        schema::get_index(&self.db.index, self.txn, name)
+    pub fn named_index(&self, name: impl AsRef<[u8]>) -> Result<u64> {
+        schema::get_index(&self.db.index, self.txn, name.as_ref())
     }
 }

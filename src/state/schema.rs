@@ -1,14 +1,14 @@
 //! The LMDB databases, their key layouts and the row codec.
 //!
 //! Keys that hold names Consul compares case-insensitively (node and service names)
-//! are lowercased; the row keeps the original spelling. Composite keys join parts
-//! with a NUL byte, which cannot appear in names.
+//! are lowercased; the row keeps the original spelling. Names become key bytes
+//! through [`super::keys`] (any length, no collisions).
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, RoTxn, RwTxn, WithoutTls};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::Result;
+use super::{Result, keys};
 
 pub type Db = Database<'static, Bytes, Bytes>;
 
@@ -138,23 +138,15 @@ pub const TABLE_NAMES: [&str; 13] = [
     "system",
 ];
 
-/// Joins key parts with NUL.
+/// The key of a tuple of names (see [`super::keys::parts`]).
 pub fn key(parts: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(p.as_bytes());
-    }
-    out
+    keys::parts(parts)
 }
 
-/// The prefix that selects every key whose first parts are `parts`.
+/// The prefix that selects every key whose first parts are `parts`. Parts are
+/// self-delimiting, so this is the tuple's own key.
 pub fn prefix(parts: &[&str]) -> Vec<u8> {
-    let mut out = key(parts);
-    out.push(0);
-    out
+    keys::parts(parts)
 }
 
 pub fn lower(s: &str) -> String {
@@ -192,16 +184,23 @@ pub fn iter_prefix<'t>(
     }
 }
 
-/// Rows whose key starts with `prefix`, decoded, in key order.
-pub fn scan_json<T: DeserializeOwned>(
+/// Rows whose key starts with `prefix`, decoded, in the order of `name`: the key
+/// order, unless a hashed name (see [`keys::has_hashed`]) makes the rows be sorted.
+pub fn scan_json_by<T: DeserializeOwned, K: Ord>(
     db: &Db,
     txn: &RoTxn<'_, WithoutTls>,
     prefix: &[u8],
+    name: impl Fn(&T) -> K,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
+    let mut hashed = false;
     for item in iter_prefix(db, txn, prefix)? {
-        let (_, v) = item?;
+        let (k, v) = item?;
+        hashed |= keys::has_hashed(k);
         out.push(serde_json::from_slice(v)?);
+    }
+    if hashed {
+        out.sort_by_key(name);
     }
     Ok(out)
 }
@@ -216,19 +215,19 @@ pub fn scan_keys(db: &Db, txn: &RoTxn<'_, WithoutTls>, prefix: &[u8]) -> Result<
     Ok(out)
 }
 
-pub fn get_index(db: &Db, txn: &RoTxn<'_, WithoutTls>, name: &str) -> Result<u64> {
+pub fn get_index(db: &Db, txn: &RoTxn<'_, WithoutTls>, name: &[u8]) -> Result<u64> {
     Ok(db
-        .get(txn, name.as_bytes())?
+        .get(txn, name)?
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_be_bytes)
         .unwrap_or(0))
 }
 
 /// Raises a named index to `idx` (indexes never go backwards).
-pub fn set_index(db: &Db, txn: &mut RwTxn<'_>, name: &str, idx: u64) -> Result<()> {
+pub fn set_index(db: &Db, txn: &mut RwTxn<'_>, name: &[u8], idx: u64) -> Result<()> {
     let current = get_index(db, txn, name)?;
     if idx > current {
-        db.put(txn, name.as_bytes(), &idx.to_be_bytes())?;
+        db.put(txn, name, &idx.to_be_bytes())?;
     }
     Ok(())
 }

@@ -8,12 +8,17 @@ use crate::structs::{HEALTH_CRITICAL, SESSION_BEHAVIOR_DELETE, SESSION_BEHAVIOR_
 impl ReaderRef<'_> {
     pub fn session(&self, id: &str) -> Result<(u64, Option<Session>)> {
         let idx = self.table_index(&[Table::Sessions])?;
-        Ok((idx, get_json(&self.db.sessions, self.txn, id.as_bytes())?))
+        Ok((
+            idx,
+            get_json(&self.db.sessions, self.txn, &schema::key(&[id]))?,
+        ))
     }
 
     pub fn sessions(&self) -> Result<(u64, Vec<Session>)> {
         let idx = self.table_index(&[Table::Sessions])?;
-        Ok((idx, schema::scan_json(&self.db.sessions, self.txn, b"")?))
+        let sessions =
+            schema::scan_json_by(&self.db.sessions, self.txn, b"", |s: &Session| s.id.clone())?;
+        Ok((idx, sessions))
     }
 
     pub fn node_sessions(&self, node: &str) -> Result<(u64, Vec<Session>)> {
@@ -64,13 +69,18 @@ impl Writer<'_, '_> {
         }
         session.create_index = self.idx;
         session.modify_index = self.idx;
-        put_json(&self.db.sessions, self.txn, session.id.as_bytes(), &session)?;
+        put_json(
+            &self.db.sessions,
+            self.txn,
+            &schema::key(&[&session.id]),
+            &session,
+        )?;
         let node_key = lower(&node.node);
         for check_id in session.check_ids() {
             self.db.session_checks.put(
                 self.txn,
                 &schema::key(&[&node_key, &check_id, &session.id]),
-                &[],
+                session.id.as_bytes(),
             )?;
         }
         self.bump(Table::Sessions)?;
@@ -80,7 +90,8 @@ impl Writer<'_, '_> {
     /// Ends a session: its locks are released (or keys deleted) with a lock delay.
     /// Destroying an unknown session is a no-op.
     pub fn session_destroy(&mut self, id: &str) -> Result<()> {
-        let Some(session) = get_json::<Session>(&self.db.sessions, self.txn, id.as_bytes())? else {
+        let Some(session) = get_json::<Session>(&self.db.sessions, self.txn, &schema::key(&[id]))?
+        else {
             return Ok(());
         };
         self.kv_release_session(&session)?;
@@ -90,7 +101,7 @@ impl Writer<'_, '_> {
                 .session_checks
                 .delete(self.txn, &schema::key(&[&node_key, &check_id, id]))?;
         }
-        self.db.sessions.delete(self.txn, id.as_bytes())?;
+        self.db.sessions.delete(self.txn, &schema::key(&[id]))?;
         self.bump(Table::Sessions)?;
         Ok(())
     }
@@ -101,10 +112,11 @@ impl Writer<'_, '_> {
         check_id: &str,
     ) -> Result<()> {
         let prefix = schema::prefix(&[&lower(node), check_id]);
-        let ids: Vec<String> = schema::scan_keys(&self.db.session_checks, self.txn, &prefix)?
-            .into_iter()
-            .map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            .collect();
+        let mut ids = Vec::new();
+        for item in schema::iter_prefix(&self.db.session_checks, self.txn, &prefix)? {
+            let (_, session) = item?;
+            ids.push(String::from_utf8_lossy(session).into_owned());
+        }
         for id in ids {
             self.session_destroy(&id)?;
         }

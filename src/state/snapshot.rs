@@ -4,16 +4,20 @@
 //!
 //! Format: the magic line, then records `[table: u8][key len: u32 BE][key][value
 //! len: u32 BE][value]` in table order. Tables are numbered by their position in
-//! [`TABLE_NAMES`], which is therefore append-only.
+//! [`TABLE_NAMES`], which is therefore append-only. Snapshots of format 1 (older
+//! key layout) are upgraded record by record as they load (see [`super::upgrade`]).
 
 use std::io::{Read, Write};
 
 use heed::RwTxn;
 
 use super::schema::TABLE_NAMES;
+use super::upgrade::{self, FORMAT, FORMAT_KEY};
 use super::{Result, StateError, Store, Tables, Touched, Writer};
 
-const MAGIC: &[u8] = b"CONCORD-STATE-1\n";
+const MAGIC: &[u8] = b"CONCORD-STATE-2\n";
+/// Format 1: the same framing over the older key layout.
+const MAGIC_V1: &[u8] = b"CONCORD-STATE-1\n";
 
 /// Index of the `meta` table (Raft bookkeeping) in [`Tables::all`].
 const META_TABLE: usize = 0;
@@ -21,8 +25,13 @@ const META_TABLE: usize = 0;
 impl Store {
     /// Writes the whole state to `out`.
     pub fn snapshot_to(&self, out: &mut impl Write) -> Result<()> {
+        self.dump(out, MAGIC)
+    }
+
+    /// Writes every table under `magic` (which says how to read their keys).
+    fn dump(&self, out: &mut impl Write, magic: &[u8]) -> Result<()> {
         let rtxn = self.env.read_txn()?;
-        out.write_all(MAGIC)?;
+        out.write_all(magic)?;
         for (i, (_, db)) in self.db.all().into_iter().enumerate() {
             for item in db.iter(&rtxn)? {
                 let (k, v) = item?;
@@ -49,9 +58,47 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Brings a store opened from disk to the current format: a new store is
+    /// stamped, a format-1 store is rewritten (dumped, then loaded with its records
+    /// upgraded, in one write transaction), a newer one is refused.
+    pub(super) fn check_format(&self) -> Result<()> {
+        let rtxn = self.env.read_txn()?;
+        let stamped: Option<u32> = super::schema::get_json(&self.db.meta, &rtxn, FORMAT_KEY)?;
+        let mut empty = true;
+        for (_, db) in self.db.all() {
+            empty &= db.is_empty(&rtxn)?;
+        }
+        drop(rtxn);
+        match stamped {
+            Some(FORMAT) => Ok(()),
+            Some(other) => Err(StateError::rejected(format!(
+                "the state store was written in format {other}, newer than this concord reads ({FORMAT}); \
+                 run the newer version or restore a snapshot"
+            ))),
+            None => {
+                let mut old = Vec::new();
+                if !empty {
+                    self.dump(&mut old, MAGIC_V1)?;
+                    tracing::info!(
+                        bytes = old.len(),
+                        "upgrading the state store to format {FORMAT}"
+                    );
+                } else {
+                    old.extend_from_slice(MAGIC);
+                }
+                let mut wtxn = self.env.write_txn()?;
+                load(&mut wtxn, &self.db, &mut &old[..], true)?;
+                wtxn.commit()?;
+                Ok(self.env.force_sync()?)
+            }
+        }
+    }
+}
+
 /// Checks that `data` looks like a state snapshot (cheap; the full check is the load).
 pub fn is_state_snapshot(data: &[u8]) -> bool {
-    data.starts_with(MAGIC)
+    data.starts_with(MAGIC) || data.starts_with(MAGIC_V1)
 }
 
 /// One record of a snapshot, as `concord snapshot inspect` reports it.
@@ -67,6 +114,7 @@ pub struct Record<'a> {
 pub fn records(data: &[u8]) -> std::result::Result<Vec<Record<'_>>, String> {
     let mut rest = data
         .strip_prefix(MAGIC)
+        .or_else(|| data.strip_prefix(MAGIC_V1))
         .ok_or("not a concord state snapshot")?;
     let mut out = Vec::new();
     let chunk = |buf: &mut &'_ [u8]| -> std::result::Result<usize, String> {
@@ -117,7 +165,8 @@ fn load(wtxn: &mut RwTxn<'_>, db: &Tables, input: &mut impl Read, with_meta: boo
     input
         .read_exact(&mut magic)
         .map_err(|_| StateError::rejected("snapshot is empty or truncated"))?;
-    if magic != MAGIC {
+    let v1 = magic == MAGIC_V1;
+    if !v1 && magic != MAGIC {
         return Err(StateError::rejected("not a concord state snapshot"));
     }
     let tables = db.all();
@@ -144,11 +193,17 @@ fn load(wtxn: &mut RwTxn<'_>, db: &Tables, input: &mut impl Read, with_meta: boo
             input.read_exact(&mut buf).map_err(|_| truncated())?;
             Ok(buf)
         };
-        let k = read_chunk()?;
-        let v = read_chunk()?;
+        let (mut k, mut v) = (read_chunk()?, read_chunk()?);
+        if v1 {
+            (k, v) = upgrade::record_v1(TABLE_NAMES[table], k, v);
+        }
         if with_meta || table != META_TABLE {
             t.put(wtxn, &k, &v)?;
         }
+    }
+    if with_meta {
+        let format = serde_json::to_vec(&FORMAT)?;
+        tables[META_TABLE].1.put(wtxn, FORMAT_KEY, &format)?;
     }
     Ok(())
 }
