@@ -11,6 +11,7 @@ mod filter;
 mod fsm;
 mod gossip;
 mod http;
+mod listen;
 mod raft;
 mod rpc;
 mod state;

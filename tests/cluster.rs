@@ -299,3 +299,47 @@ fn no_leader_answers_in_time() {
     assert_eq!(r.header("X-Consul-KnownLeader").as_deref(), Some("false"));
     assert_eq!(leader_of(&s), "");
 }
+
+#[test]
+fn reads_queued_at_a_paused_leader_are_forwarded_to_the_new_one() {
+    let c = start_cluster("127.0.3", "dep");
+    let old = c.leader_index();
+    let r = c.servers[old].put("/v1/kv/dep", "before");
+    assert_eq!((r.status, r.text().as_str()), (200, "true"));
+
+    // Paused, the leader still believes it leads when it wakes up.
+    c.servers[old].signal(19); // SIGSTOP
+    let pending: Vec<_> = ["", "consistent", "", "consistent", "index=1", ""]
+        .iter()
+        .map(|mode| {
+            let url = format!("{}/v1/kv/dep?raw&{mode}", c.servers[old].http);
+            std::thread::spawn(move || {
+                let r = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap()
+                    .get(url)
+                    .send()
+                    .unwrap();
+                (r.status().as_u16(), r.text().unwrap())
+            })
+        })
+        .collect();
+    let other = (old + 1) % 3;
+    eventually("a new leader among the others", 30, || {
+        let l = leader_of(&c.servers[other]);
+        !l.is_empty()
+            && !c.servers[old]
+                .http
+                .contains(&format!("//{}:", l.trim_end_matches(":8300")))
+    });
+    let r = c.servers[other].put("/v1/kv/dep", "after");
+    assert_eq!((r.status, r.text().as_str()), (200, "true"));
+    std::thread::sleep(Duration::from_millis(500));
+    c.servers[old].signal(18); // SIGCONT
+
+    for p in pending {
+        let (status, body) = p.join().unwrap();
+        assert_eq!((status, body.as_str()), (200, "after"));
+    }
+}

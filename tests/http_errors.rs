@@ -83,3 +83,62 @@ fn pretty_output() {
     let pretty = a.get("/v1/catalog/datacenters?pretty").text();
     assert_eq!(pretty, "[\n    \"dc1\"\n]\n");
 }
+
+/// A body that is JSON but not an object is refused where Consul decodes into a
+/// struct, and nothing is written; `null` is Go's zero value (an empty object).
+#[test]
+fn non_object_bodies_are_refused() {
+    let a = Agent::dev();
+    let before = a.get("/v1/operator/autopilot/configuration").json();
+    assert_eq!(before["CleanupDeadServers"], true);
+    let r = a.put("/v1/operator/autopilot/configuration", "[]");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "Error parsing autopilot config: json: cannot unmarshal array into Go value of type AutopilotConfig"
+        )
+    );
+    let after = a.get("/v1/operator/autopilot/configuration").json();
+    assert_eq!(after["CleanupDeadServers"], true);
+    assert_eq!(after["ModifyIndex"], before["ModifyIndex"]);
+
+    for (path, body) in [
+        ("/v1/connect/ca/configuration", "[]"),
+        ("/v1/session/create", "[]"),
+        ("/v1/session/create", "[\"x\"]"),
+        ("/v1/catalog/register", "[]"),
+        ("/v1/catalog/deregister", "7"),
+        ("/v1/coordinate/update", "\"x\""),
+        ("/v1/agent/service/register", "[]"),
+        ("/v1/agent/check/register", "[]"),
+        (
+            "/v1/catalog/register",
+            "{\"Node\":\"n\",\"Address\":\"1.2.3.4\",\"Service\":[]}",
+        ),
+    ] {
+        let r = a.put(path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.text());
+        assert!(
+            r.text()
+                .starts_with("Request decode failed: json: cannot unmarshal "),
+            "{path} {body}: {}",
+            r.text()
+        );
+    }
+    let r = a.post("/v1/agent/connect/authorize", "true");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (
+            400,
+            "Request decode failed: json: cannot unmarshal bool into Go value of type AuthorizeRequest"
+        )
+    );
+    assert_eq!(a.get("/v1/session/list").json(), serde_json::json!([]));
+    assert_eq!(a.get("/v1/catalog/node/n").json(), serde_json::Value::Null);
+
+    // `null` decodes as Go's zero value: a session with every default.
+    let r = a.put("/v1/session/create", "null");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["ID"].is_string());
+}

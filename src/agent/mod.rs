@@ -312,11 +312,10 @@ async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Join
             .with_context(|| format!("binding HTTP on unix socket {unix}"))?;
         let token = agent.shutdown.clone();
         let app = app.clone();
-        handles.push(tokio::spawn(async move {
-            if let Err(e) = crate::http::serve_unix(listener, app, token).await {
-                tracing::error!(error = %e, "HTTP server (unix) failed");
-            }
-        }));
+        let limits = crate::http::conn::Limits::from_config(&agent.config);
+        handles.push(tokio::spawn(crate::http::conn::serve_unix(
+            listener, app, limits, token,
+        )));
         return Ok(handles);
     }
     for ip in listen_addrs(agent, agent.config.addresses.http.as_deref()) {
@@ -327,11 +326,13 @@ async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Join
         tracing::info!(%addr, "HTTP API listening");
         let token = agent.shutdown.clone();
         let app = app.clone();
-        handles.push(tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(listener, app, token).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        handles.push(tokio::spawn(crate::http::conn::serve_tcp(
+            crate::listen::Acceptor::new(listener, "HTTP"),
+            None,
+            app,
+            crate::http::conn::Limits::from_config(&agent.config),
+            token,
+        )));
     }
     Ok(handles)
 }
@@ -358,12 +359,13 @@ async fn listen_https(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::Joi
             .await
             .with_context(|| format!("binding HTTPS on {addr}"))?;
         tracing::info!(%addr, "HTTPS API listening");
-        let (token, app, tls) = (agent.shutdown.clone(), app.clone(), tls.clone());
-        handles.push(tokio::spawn(async move {
-            if let Err(e) = crate::http::tls::serve(listener, tls, app, token).await {
-                tracing::error!(error = %e, "HTTPS server failed");
-            }
-        }));
+        handles.push(tokio::spawn(crate::http::conn::serve_tcp(
+            crate::listen::Acceptor::new(listener, "HTTPS"),
+            Some(tokio_rustls::TlsAcceptor::from(tls.clone())),
+            app.clone(),
+            crate::http::conn::Limits::from_config(&agent.config),
+            agent.shutdown.clone(),
+        )));
     }
     Ok(handles)
 }

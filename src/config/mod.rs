@@ -310,6 +310,13 @@ pub struct RuntimeConfig {
     pub kv_max_value_size: u64,
     pub txn_max_req_len: u64,
     pub http_max_conns_per_client: u32,
+    /// How long a new HTTP(S) connection may take to finish its TLS handshake and
+    /// send its first request's headers (zero: no deadline).
+    pub https_handshake_timeout: Duration,
+    /// Open connections per client IP on the server RPC port.
+    pub rpc_max_conns_per_client: u32,
+    /// How long a new server RPC connection may take to send its first request.
+    pub rpc_handshake_timeout: Duration,
     pub rpc_hold_timeout: Duration,
     pub leave_drain_time: Duration,
     pub session_ttl_min: Duration,
@@ -891,6 +898,18 @@ fn build(
         kv_max_value_size: c.u64("limits.kv_max_value_size", 512 * 1024)?,
         txn_max_req_len: c.u64("limits.txn_max_req_len", 512 * 1024)?,
         http_max_conns_per_client: c.u32("limits.http_max_conns_per_client", 200)?,
+        https_handshake_timeout: c.dur("limits.https_handshake_timeout", Duration::from_secs(5))?,
+        // As in Consul, zero keeps the defaults.
+        rpc_max_conns_per_client: match c.u32("limits.rpc_max_conns_per_client", 100)? {
+            0 => 100,
+            n => n,
+        },
+        rpc_handshake_timeout: match c
+            .dur("limits.rpc_handshake_timeout", Duration::from_secs(5))?
+        {
+            d if d.is_zero() => Duration::from_secs(5),
+            d => d,
+        },
         rpc_hold_timeout: c.dur("performance.rpc_hold_timeout", Duration::from_secs(7))?,
         leave_drain_time: c.dur("performance.leave_drain_time", Duration::from_secs(5))?,
         session_ttl_min: c.dur("session_ttl_min", Duration::from_secs(10))?,

@@ -221,6 +221,15 @@ impl Gossip {
         self.inner.state.lock().expect("state lock").members()
     }
 
+    /// Whether a known member (self included) has the address `ip`.
+    pub fn has_member_at(&self, ip: std::net::IpAddr) -> bool {
+        self.inner
+            .state
+            .lock()
+            .expect("state lock")
+            .has_member_at(ip)
+    }
+
     /// Marks a failed member as left (serf's `RemoveFailedNode`); with `prune` it is also
     /// dropped from every member list at once. A member that is alive stays alive, as in
     /// serf, where it refutes the intent.

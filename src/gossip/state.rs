@@ -135,6 +135,15 @@ impl State {
         out
     }
 
+    /// Whether some visible member (self included) has the address `ip`.
+    pub fn has_member_at(&self, ip: std::net::IpAddr) -> bool {
+        self.local.addr.ip() == ip
+            || self
+                .table
+                .values()
+                .any(|e| e.visible && e.id.addr.ip() == ip)
+    }
+
     /// The current identity and status of another member.
     pub fn lookup(&self, name: &str) -> Option<(NodeId, MemberStatus)> {
         self.table

@@ -10,6 +10,7 @@ use rand::Rng;
 use super::error::ApiError;
 use super::query::{Consistency, QueryOptions};
 use crate::agent::Agent;
+use crate::raft::ConsensusError;
 use crate::state::{ReaderRef, WatchKey};
 
 /// What a query function found.
@@ -71,25 +72,51 @@ pub fn wait_budget(agent: &Agent, wait: Duration) -> Duration {
     wait
 }
 
-/// Makes sure this server may answer in the requested mode.
-pub async fn check_consistency(agent: &Agent, mode: Consistency) -> Result<(), ApiError> {
+/// Makes sure this server may answer `opts`' read in its consistency mode.
+pub async fn check_consistency(agent: &Agent, opts: &QueryOptions) -> Result<(), ApiError> {
+    check_mode(agent, opts.consistency, opts.reroutable).await
+}
+
+/// Makes sure this server may answer in `mode`. With `reroutable` (the request
+/// came here because this server led, and may still be forwarded), a server
+/// that finds it no longer leads answers with a [`ApiError::deposed`] error,
+/// which the forwarding middleware turns into a forward to the new leader.
+pub async fn check_mode(
+    agent: &Agent,
+    mode: Consistency,
+    reroutable: bool,
+) -> Result<(), ApiError> {
+    let consensus = &agent.consensus;
+    let linearize = || async {
+        consensus.linearize().await.map_err(|e| {
+            let lost = matches!(e, ConsensusError::NotLeader(_)) || !consensus.is_leader();
+            let e = ApiError::from(e);
+            if reroutable && lost { e.deposed() } else { e }
+        })
+    };
     match mode {
         Consistency::Stale => Ok(()),
-        Consistency::Consistent => Ok(agent.consensus.linearize().await?),
+        Consistency::Consistent => linearize().await,
         Consistency::Default => {
-            let consensus = &agent.consensus;
             if !consensus.is_leader() && !consensus.wait_for_leader(consensus.hold_timeout).await {
                 return Err(ApiError::internal("No cluster leader"));
             }
-            // A follower sees a default-mode read only when the hop limit kept it
-            // from forwarding: it answers from its own copy.
-            if !consensus.is_leader() || consensus.lease_read_ok() {
+            if !consensus.is_leader() {
+                // Leadership was lost since the request was routed here.
+                if reroutable {
+                    return Err(ApiError::internal("No cluster leader").deposed());
+                }
+                // A follower sees a default-mode read only when the hop limit
+                // kept it from forwarding: it answers from its own copy.
+                return Ok(());
+            }
+            if consensus.lease_read_ok() {
                 return Ok(());
             }
             // A leader that cannot be sure no newer leader exists (or has not yet
             // caught up with the last one) confirms with a quorum rather than
             // answer from a state the majority may have moved past.
-            Ok(consensus.linearize().await?)
+            linearize().await
         }
     }
 }
@@ -155,7 +182,7 @@ where
     F: Future<Output = Result<Found<T>, ApiError>>,
 {
     let label = report_consistency.then_some(opts.consistency);
-    check_consistency(agent, opts.consistency).await?;
+    check_consistency(agent, opts).await?;
     if opts.min_index == 0 {
         let found = read().await?;
         return Ok(Answer {
@@ -198,7 +225,7 @@ where
             });
         }
         if opts.consistency == Consistency::Consistent {
-            check_consistency(agent, opts.consistency).await?;
+            check_consistency(agent, opts).await?;
         }
     }
 }

@@ -13,7 +13,14 @@ pub struct ApiError {
     pub body: String,
     /// Extra headers (e.g. `Allow` on 405).
     pub headers: Vec<(&'static str, String)>,
+    /// This server lost leadership after the request was routed to it: the
+    /// forwarding middleware sends the request on to the new leader.
+    pub deposed: bool,
 }
+
+/// Marks the response of an [`ApiError`] with `deposed` set.
+#[derive(Debug, Clone, Copy)]
+pub struct Deposed;
 
 impl ApiError {
     pub fn new(status: StatusCode, body: impl Into<String>) -> Self {
@@ -21,7 +28,14 @@ impl ApiError {
             status,
             body: body.into(),
             headers: Vec::new(),
+            deposed: false,
         }
+    }
+
+    /// The same error, marked as one a new leader should answer instead.
+    pub fn deposed(mut self) -> Self {
+        self.deposed = true;
+        self
     }
 
     pub fn bad_request(body: impl Into<String>) -> Self {
@@ -85,6 +99,9 @@ impl IntoResponse for ApiError {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
+        }
+        if self.deposed {
+            resp.extensions_mut().insert(Deposed);
         }
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {

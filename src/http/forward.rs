@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use super::error::ApiError;
+use super::error::{ApiError, Deposed};
 use super::query::{Consistency, Params, ReadMode};
 use crate::agent::Agent;
 use crate::rpc::client::RpcError;
@@ -51,9 +51,17 @@ pub const NO_DC_PATH: &str = "No path to datacenter";
 /// Consul's answer (500) when a known datacenter has no server that answers.
 const DC_NOT_AVAILABLE: &str = "Remote DC has no server currently reachable";
 
+/// Set on a request this server serves because it leads, when it could still
+/// forward it: if leadership turns out lost before the read is answered
+/// ([`super::blocking::check_mode`]), the request goes to the new leader.
+#[derive(Debug, Clone, Copy)]
+pub struct Reroutable;
+
 /// Where a request is answered.
 enum Route {
     Local,
+    /// Here, as the leader; to the new leader if this server was deposed meanwhile.
+    Leading,
     /// To the leader (from a follower) or to a server (from a client agent).
     Forward,
     /// To a server of another datacenter.
@@ -66,6 +74,7 @@ enum Route {
 pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     let result = match route(&agent, &req) {
         Route::Local => return next.run(req).await,
+        Route::Leading => leading(&agent, req, next).await,
         Route::Forward => forward(&agent, req).await,
         Route::Datacenter(dc) => forward_dc(&agent, &dc, req).await,
         Route::StaleBounded(max_stale) => stale_bounded(&agent, req, next, max_stale).await,
@@ -137,12 +146,18 @@ fn route(agent: &Agent, req: &Request) -> Route {
             Route::Forward
         };
     }
-    if agent_local(path)
-        || consensus.is_leader()
-        || path.starts_with("/v1/status/")
-        || path == "/v1/catalog/datacenters"
-    {
+    if agent_local(path) || path.starts_with("/v1/status/") || path == "/v1/catalog/datacenters" {
         return Route::Local;
+    }
+    if consensus.is_leader() {
+        // Reads (a transaction may be one) can go on to a new leader; writes
+        // already do from inside `propose`.
+        let read = matches!(*req.method(), Method::GET | Method::HEAD) || path == "/v1/txn";
+        return if read && !req.headers().contains_key(FROM_DC) {
+            Route::Leading
+        } else {
+            Route::Local
+        };
     }
     // Writes; and autopilot's view, which only the leader has (Consul forwards
     // these reads to the leader whatever their mode).
@@ -168,6 +183,37 @@ fn route(agent: &Agent, req: &Request) -> Route {
         // The handler answers with the parse error, as the leader would.
         Err(_) => Route::Local,
     }
+}
+
+/// A read served here as the leader. A server deposed while the read waited for
+/// its consistency check (a pause, a partition healing) answers with a
+/// [`Deposed`] error; the read is then sent to the new leader, as writes are,
+/// rather than answered with "node is not the leader".
+async fn leading(agent: &Agent, req: Request, next: Next) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    parts.extensions.insert(Reroutable);
+    let local = next
+        .run(Request::from_parts(parts, Body::from(body.clone())))
+        .await;
+    if local.extensions().get::<Deposed>().is_none() {
+        return Ok(local);
+    }
+    tracing::info!(%uri, "leadership lost while serving a read; forwarding it to the new leader");
+    let mut retry = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    *retry.headers_mut() = headers;
+    forward(agent, retry).await
 }
 
 /// Consul's rule for a bounded stale read: serve it here, then, if this server's

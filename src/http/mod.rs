@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod cache;
 pub mod catalog;
+pub mod conn;
 pub mod coordinate;
 pub mod error;
 pub mod forward;
@@ -21,7 +22,6 @@ pub mod tls;
 pub mod txn;
 pub mod usage;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -30,8 +30,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use error::ApiError;
@@ -144,29 +142,4 @@ pub fn router(agent: Arc<Agent>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(agent)
-}
-
-/// Serves the API on `listener` until `shutdown` fires.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-}
-
-/// Serves the API on a Unix socket (`addresses.http = "unix:///path"`).
-pub async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    app: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
 }

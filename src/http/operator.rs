@@ -167,7 +167,8 @@ async fn set_autopilot(
     body: Bytes,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorWrite)?;
-    let mut conf: AutopilotConfig = decode::from_slice(&body).map_err(ApiError::decode)?;
+    let mut conf: AutopilotConfig = decode::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("Error parsing autopilot config: {e}")))?;
     // Durations are stored as Consul renders them: an absent one is zero ("0s").
     for d in [
         &mut conf.last_contact_threshold,

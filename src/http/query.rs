@@ -156,6 +156,9 @@ pub struct QueryOptions {
     /// The node of the agent the client called (`_agent`, a session's default
     /// node): this one, or the one that forwarded the request here.
     pub agent_node: String,
+    /// The forwarding middleware can still send this request to the leader if
+    /// this server turns out not to lead any more ([`super::forward::Reroutable`]).
+    pub reroutable: bool,
 }
 
 fn token_from(params: &Params, parts: &Parts, agent: &Agent) -> String {
@@ -277,6 +280,10 @@ impl QueryOptions {
             near,
             pretty,
             agent_node,
+            reroutable: parts
+                .extensions
+                .get::<super::forward::Reroutable>()
+                .is_some(),
         })
     }
 

@@ -186,7 +186,8 @@ async fn renew(
     opts: QueryOptions,
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::SessionWrite(&id))?;
-    super::blocking::check_consistency(&agent, super::query::Consistency::Default).await?;
+    super::blocking::check_mode(&agent, super::query::Consistency::Default, opts.reroutable)
+        .await?;
     let session = agent.store.read()?.view().session(&id)?.1;
     match session {
         None => Err(ApiError::new(

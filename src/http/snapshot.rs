@@ -41,7 +41,7 @@ fn unarchive(body: &[u8]) -> Result<Vec<u8>, String> {
 
 async fn save(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::OperatorRead)?;
-    check_consistency(&agent, opts.consistency).await?;
+    check_consistency(&agent, &opts).await?;
     let mut state = Vec::new();
     agent.store.snapshot_to(&mut state)?;
     let metrics = agent.consensus.raft.metrics().borrow().clone();

@@ -1,32 +1,19 @@
 //! The HTTPS listener (`ports.https`): the same API as plain HTTP, over TLS with
 //! the agent's certificate, requiring client certificates signed by the
 //! configured CA when `verify_incoming_https` (or `tls.https.verify_incoming`) is on.
-//!
-//! Handshakes run in their own tasks, so a client that stalls mid-handshake
-//! holds up nobody else; only finished connections reach the HTTP server.
+//! Connections are served by [`super::conn`], which runs each handshake in the
+//! connection's own task within `limits.https_handshake_timeout`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::Router;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::TlsConfig;
-
-/// How long a client may take to finish its handshake (Consul's
-/// `https_handshake_timeout` default).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS server settings for the HTTPS listener, from the agent's TLS config.
 pub fn server_config(tls: &TlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -90,79 +77,4 @@ fn ca_roots(tls: &TlsConfig) -> anyhow::Result<RootCertStore> {
         }
     }
     Ok(roots)
-}
-
-/// Connections that finished their TLS handshake, for `axum::serve`.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp` and runs each handshake in its own task until `shutdown`.
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor, shutdown: CancellationToken) -> Self {
-        let local = tcp
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tx.closed() => return,
-                    accepted = tcp.accept() => accepted,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "HTTPS accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener { ready, local }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop ended (shutdown): park until the server stops.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    app: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = TlsListener::new(listener, TlsAcceptor::from(config), shutdown.clone());
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
 }

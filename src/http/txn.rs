@@ -175,7 +175,7 @@ async fn txn(
         authorize(&agent, &opts.token, op)?;
     }
     if !ops.iter().any(TxnOp::is_write) {
-        check_consistency(&agent, opts.consistency).await?;
+        check_consistency(&agent, &opts).await?;
         let result = agent.store.read()?.view().txn_read(&ops)?;
         let mut resp = respond(result, opts.pretty);
         set_leader_meta(resp.headers_mut(), &meta(&agent, 0, None));

@@ -1,6 +1,16 @@
 //! The server RPC listener: one task per connection, requests answered in order.
+//!
+//! A connection must send its first byte within `limits.rpc_handshake_timeout`
+//! (Consul's first-byte deadline). Sources that are not members of the
+//! cluster's gossip pools may hold at most `limits.rpc_max_conns_per_client`
+//! connections each; one more is closed at once, as Consul does. Members are
+//! not counted: this protocol carries one request at a time per connection
+//! (Consul multiplexes many over one), so an agent forwarding hundreds of
+//! blocking queries needs as many connections.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use openraft::raft::AppendEntriesResponse;
@@ -9,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::{Reply, Request, read_frame, write_frame};
 use crate::agent::Agent;
+use crate::listen::{Acceptor, ConnLimiter};
 
 pub async fn serve(
     listener: TcpListener,
@@ -16,27 +27,53 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) {
+    let mut acceptor = Acceptor::new(listener, "server RPC");
+    let limiter = ConnLimiter::new(agent.config.rpc_max_conns_per_client as usize);
+    let handshake = agent.config.rpc_handshake_timeout;
     loop {
-        let conn = tokio::select! {
+        let (conn, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            conn = listener.accept() => conn,
+            conn = acceptor.accept() => conn,
         };
-        match conn {
-            Ok((conn, _peer)) => {
-                let _ = conn.set_nodelay(true);
-                tokio::spawn(connection(
-                    conn,
-                    agent.clone(),
-                    app.clone(),
-                    shutdown.clone(),
-                ));
+        let permit = if is_member(&agent, peer.ip()) {
+            None
+        } else {
+            match limiter.acquire(peer.ip()) {
+                Some(permit) => Some(permit),
+                None => {
+                    tracing::error!(%peer, "rejecting RPC conn because rpc_max_conns_per_client exceeded");
+                    continue;
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "server RPC accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let _ = conn.set_nodelay(true);
+        let (agent, app, shutdown) = (agent.clone(), app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            if !first_byte_within(&conn, handshake).await {
+                tracing::debug!(%peer, "RPC connection sent nothing within the handshake timeout");
+                return;
             }
-        }
+            connection(conn, agent, app, shutdown).await;
+        });
     }
+}
+
+/// Whether `ip` is the address of a member of this agent's LAN or WAN pool.
+fn is_member(agent: &Agent, ip: IpAddr) -> bool {
+    [&agent.gossip, &agent.wan]
+        .into_iter()
+        .flatten()
+        .any(|pool| pool.has_member_at(ip))
+}
+
+/// True once `conn` has a byte to read (or has closed) within `limit`.
+async fn first_byte_within(conn: &TcpStream, limit: Duration) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(
+        tokio::time::timeout(limit, conn.peek(&mut probe)).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn connection(

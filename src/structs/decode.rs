@@ -5,6 +5,10 @@
 //! serde hands `deserialize_struct` the list of field names, so a thin deserializer
 //! over `serde_json::Value` can rename each key to the field it matches before the
 //! derived visitor sees it. Nested structs, lists and maps are wrapped the same way.
+//!
+//! Only a JSON object decodes into a struct: an array, string, number or bool is
+//! Go's "cannot unmarshal" error (serde alone would read an array as the struct's
+//! fields in order), and `null` leaves the struct at its defaults, as Go does.
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
@@ -22,7 +26,29 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-    T::deserialize(Loose(value)).map_err(|e| e.to_string())
+    T::deserialize(Loose(value, None)).map_err(|e| e.to_string())
+}
+
+/// Where a value sits: the struct it is a field of and the field's name.
+type Place = Option<(&'static str, String)>;
+
+/// Go's text for a JSON value of the wrong kind for a struct.
+fn mismatch(value: &Value, ty: &str, at: &Place) -> serde_json::Error {
+    let kind = match value {
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null => "null",
+    };
+    let target = match at {
+        Some((parent, field)) => format!("Go struct field {parent}.{field}"),
+        None => "Go value".to_string(),
+    };
+    de::Error::custom(format!(
+        "json: cannot unmarshal {kind} into {target} of type {ty}"
+    ))
 }
 
 fn fold(name: &str) -> String {
@@ -33,14 +59,14 @@ fn fold(name: &str) -> String {
 }
 
 /// A `Value` whose object keys are matched loosely against struct fields.
-struct Loose(Value);
+struct Loose(Value, Place);
 
 impl<'de> de::Deserializer<'de> for Loose {
     type Error = serde_json::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(LooseSeq(items.into_iter())),
+            Value::Array(items) => visitor.visit_seq(LooseSeq(items.into_iter(), self.1)),
             Value::Object(map) => visitor.visit_map(LooseMap::new(map, None)?),
             other => other.deserialize_any(visitor),
         }
@@ -49,7 +75,7 @@ impl<'de> de::Deserializer<'de> for Loose {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::Null => visitor.visit_none(),
-            other => visitor.visit_some(Loose(other)),
+            other => visitor.visit_some(Loose(other, self.1)),
         }
     }
 
@@ -63,7 +89,7 @@ impl<'de> de::Deserializer<'de> for Loose {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(LooseSeq(items.into_iter())),
+            Value::Array(items) => visitor.visit_seq(LooseSeq(items.into_iter(), self.1)),
             other => other.deserialize_seq(visitor),
         }
     }
@@ -82,8 +108,9 @@ impl<'de> de::Deserializer<'de> for Loose {
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Object(map) => visitor.visit_map(LooseMap::new(map, Some(fields))?),
-            other => other.deserialize_struct(name, fields, visitor),
+            Value::Object(map) => visitor.visit_map(LooseMap::new(map, Some((name, fields)))?),
+            Value::Null => visitor.visit_map(LooseMap::new(Map::new(), Some((name, fields)))?),
+            other => Err(mismatch(&other, name, &self.1)),
         }
     }
 
@@ -102,7 +129,7 @@ impl<'de> de::Deserializer<'de> for Loose {
     }
 }
 
-struct LooseSeq(std::vec::IntoIter<Value>);
+struct LooseSeq(std::vec::IntoIter<Value>, Place);
 
 impl<'de> SeqAccess<'de> for LooseSeq {
     type Error = serde_json::Error;
@@ -112,7 +139,7 @@ impl<'de> SeqAccess<'de> for LooseSeq {
         seed: T,
     ) -> Result<Option<T::Value>, Self::Error> {
         match self.0.next() {
-            Some(v) => seed.deserialize(Loose(v)).map(Some),
+            Some(v) => seed.deserialize(Loose(v, self.1.clone())).map(Some),
             None => Ok(None),
         }
     }
@@ -120,14 +147,17 @@ impl<'de> SeqAccess<'de> for LooseSeq {
 
 struct LooseMap {
     entries: std::vec::IntoIter<(String, Value)>,
-    pending: Option<Value>,
+    /// The struct being decoded (none for a map).
+    name: Option<&'static str>,
+    pending: Option<(String, Value)>,
 }
 
 impl LooseMap {
     fn new(
         map: Map<String, Value>,
-        fields: Option<&'static [&'static str]>,
+        shape: Option<(&'static str, &'static [&'static str])>,
     ) -> Result<Self, serde_json::Error> {
+        let fields = shape.map(|(_, fields)| fields);
         let mut entries = Vec::with_capacity(map.len());
         for (key, value) in map {
             let key = match fields {
@@ -151,6 +181,7 @@ impl LooseMap {
         }
         Ok(LooseMap {
             entries: entries.into_iter(),
+            name: shape.map(|(name, _)| name),
             pending: None,
         })
     }
@@ -165,8 +196,9 @@ impl<'de> MapAccess<'de> for LooseMap {
     ) -> Result<Option<K::Value>, Self::Error> {
         match self.entries.next() {
             Some((k, v)) => {
-                self.pending = Some(v);
-                seed.deserialize(k.into_deserializer()).map(Some)
+                let key = seed.deserialize(k.as_str().into_deserializer()).map(Some);
+                self.pending = Some((k, v));
+                key
             }
             None => Ok(None),
         }
@@ -176,8 +208,9 @@ impl<'de> MapAccess<'de> for LooseMap {
         &mut self,
         seed: V,
     ) -> Result<V::Value, Self::Error> {
-        let v = self.pending.take().unwrap_or(Value::Null);
-        seed.deserialize(Loose(v))
+        let (key, v) = self.pending.take().unwrap_or_default();
+        let at = self.name.map(|name| (name, key));
+        seed.deserialize(Loose(v, at))
     }
 }
 
@@ -212,6 +245,36 @@ mod tests {
     fn unknown_fields_are_rejected_with_gos_text() {
         let err = from_slice::<RegisterRequest>(br#"{"Node":"n","Bogus":1}"#).unwrap_err();
         assert_eq!(err, "json: unknown field \"Bogus\"");
+    }
+
+    #[test]
+    fn only_an_object_decodes_into_a_struct() {
+        for (body, kind) in [
+            ("[]", "array"),
+            (r#"["n"]"#, "array"),
+            ("3", "number"),
+            (r#""n""#, "string"),
+            ("true", "bool"),
+        ] {
+            let err = from_slice::<RegisterRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                format!("json: cannot unmarshal {kind} into Go value of type RegisterRequest"),
+                "{body}"
+            );
+        }
+        let err = from_slice::<RegisterRequest>(br#"{"Node":"n","Service":[]}"#).unwrap_err();
+        assert_eq!(
+            err,
+            "json: cannot unmarshal array into Go struct field RegisterRequest.Service of type ServiceInput"
+        );
+    }
+
+    #[test]
+    fn null_leaves_a_struct_at_its_defaults() {
+        let r: RegisterRequest = from_slice(b"null").unwrap();
+        assert_eq!(r.node, "");
+        assert!(r.service.is_none());
     }
 
     #[test]

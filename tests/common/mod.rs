@@ -64,6 +64,8 @@ pub struct Agent {
     pub port: u16,
     /// The DNS port (UDP and TCP).
     pub dns: u16,
+    /// The server RPC port (0 when the harness did not choose it).
+    pub rpc: u16,
     pub data_dir: Option<PathBuf>,
     args: Vec<String>,
     client: reqwest::blocking::Client,
@@ -125,13 +127,14 @@ impl Agent {
     fn with_fresh_ports(mut args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
         let port = free_port();
         let dns = free_port();
+        let rpc = free_port();
         args.extend([
             "-node=it-node".to_string(),
             "-bind=127.0.0.1".to_string(),
             "-client=127.0.0.1".to_string(),
             format!("-http-port={port}"),
             format!("-dns-port={dns}"),
-            format!("-server-port={}", free_port()),
+            format!("-server-port={rpc}"),
             format!("-serf-lan-port={}", free_port()),
             format!("-serf-wan-port={}", free_port()),
             "-grpc-port=-1".to_string(),
@@ -142,6 +145,7 @@ impl Agent {
             http: format!("http://127.0.0.1:{port}"),
             port,
             dns,
+            rpc,
             data_dir,
             args,
             client: reqwest::blocking::Client::builder()
@@ -182,6 +186,7 @@ impl Agent {
             http: format!("http://{ip}:8500"),
             port: 8500,
             dns,
+            rpc: 8300,
             data_dir: Some(data_dir),
             args,
             client: reqwest::blocking::Client::builder()
@@ -285,6 +290,16 @@ impl Agent {
         start.elapsed()
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent is running").id()
+    }
+
+    /// Sends signal `sig` (e.g. SIGSTOP, SIGCONT) to the agent's process.
+    pub fn signal(&self, sig: i32) {
+        unsafe_signal(self.pid() as i32, sig);
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.launch();
@@ -325,6 +340,14 @@ impl Agent {
 
     pub fn put(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> Resp {
         self.send(self.client.put(format!("{}{}", self.http, path)).body(body))
+    }
+
+    pub fn post(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> Resp {
+        self.send(
+            self.client
+                .post(format!("{}{}", self.http, path))
+                .body(body),
+        )
     }
 
     pub fn delete(&self, path: &str) -> Resp {
