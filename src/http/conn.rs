@@ -31,6 +31,11 @@ use crate::listen::{Acceptor, Backoff, ConnLimiter};
 /// (90s), so a pooled client closes first and never races the server's close.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The largest request line plus headers served, as Go's HTTP server reads them
+/// (`DefaultMaxHeaderBytes`, 1 MiB, plus the 4 KiB its reader may hold past it): a
+/// KV key in the URL can be that long in Consul.
+const MAX_REQUEST_HEAD: usize = (1 << 20) + 4096;
+
 /// go-connlimit's answer to a connection over the per-client limit.
 const TOO_MANY_BODY: &str =
     "Your IP is issuing too many concurrent connections, please rate limit your calls\n";
@@ -224,6 +229,7 @@ async fn serve_io<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .max_buf_size(MAX_REQUEST_HEAD)
         .header_read_timeout(limits.idle_timeout);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);

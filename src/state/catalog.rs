@@ -96,7 +96,7 @@ impl ReaderRef<'_> {
     /// exists, else the max of the tables the answer depends on.
     fn service_index(&self, service: &str, exists: bool, with_checks: bool) -> Result<u64> {
         if exists {
-            let idx = self.named_index(&service_index_name(service))?;
+            let idx = self.named_index(service_index_name(service))?;
             if idx > 0 {
                 return Ok(idx);
             }
