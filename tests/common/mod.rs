@@ -285,6 +285,20 @@ impl Agent {
         start.elapsed()
     }
 
+    /// Sends `sig` (e.g. 1 for SIGHUP) to the running process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe_signal(c.id() as i32, sig);
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.launch();
