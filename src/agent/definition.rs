@@ -1,6 +1,7 @@
 //! Service and check definitions turned into local state: validation with Consul's
 //! messages, default IDs and names, the initial `HealthCheck` of a check and the
-//! `NodeService` of a service, and the `/v1/agent/services` shape.
+//! `NodeService` of a service, Connect sidecar defaults, and the
+//! `/v1/agent/services` shape.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -254,5 +255,92 @@ pub fn agent_service(agent: &Agent, s: &NodeService) -> AgentService {
         ports: s.ports.clone(),
         locality: s.locality.clone(),
         datacenter: agent.config.datacenter.clone(),
+    }
+}
+
+/// Removes `Connect.SidecarService` from a definition (Consul stores the parent
+/// without it) and returns the sidecar's own definition.
+pub fn take_sidecar(def: &mut ServiceDefinition) -> Result<Option<ServiceDefinition>, LocalError> {
+    let Some(serde_json::Value::Object(connect)) = def.connect.as_mut() else {
+        return Ok(None);
+    };
+    let key = connect
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("SidecarService") || *k == "sidecar_service")
+        .cloned();
+    let Some(raw) = key.and_then(|k| connect.remove(&k)) else {
+        return Ok(None);
+    };
+    if raw.is_null() {
+        return Ok(None);
+    }
+    crate::structs::decode::from_value::<ServiceDefinition>(raw)
+        .map(Some)
+        .map_err(|e| LocalError::BadRequest(format!("Invalid SidecarService: {e}")))
+}
+
+/// Consul's sidecar defaults: `<id>-sidecar-proxy`, a port from 21000-21255, a
+/// proxy pointing at the parent, a listening TCP check and an alias check.
+pub fn fill_sidecar(sc: &mut ServiceDefinition, parent: &NodeService, used_ports: &[i64]) {
+    if sc.id.is_empty() {
+        sc.id = format!("{}-sidecar-proxy", parent.id);
+    }
+    if sc.name.is_empty() {
+        sc.name = format!("{}-sidecar-proxy", parent.service);
+    }
+    sc.kind = "connect-proxy".into();
+    if sc.tags.is_empty() {
+        sc.tags = parent.tags.clone();
+    }
+    if sc.meta.is_empty() {
+        sc.meta = parent.meta.clone();
+    }
+    if sc.port == 0 {
+        sc.port = (21000..=21255)
+            .find(|p| !used_ports.contains(p))
+            .unwrap_or(21000);
+    }
+    let mut proxy = match sc.proxy.take() {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    proxy.insert(
+        "DestinationServiceName".into(),
+        parent.service.clone().into(),
+    );
+    proxy.insert("DestinationServiceID".into(), parent.id.clone().into());
+    proxy
+        .entry("LocalServiceAddress")
+        .or_insert_with(|| "127.0.0.1".into());
+    proxy
+        .entry("LocalServicePort")
+        .or_insert_with(|| parent.port.into());
+    proxy.entry("Mode").or_insert_with(|| "".into());
+    proxy
+        .entry("MeshGateway")
+        .or_insert_with(|| serde_json::json!({}));
+    proxy
+        .entry("Expose")
+        .or_insert_with(|| serde_json::json!({}));
+    sc.proxy = Some(serde_json::Value::Object(proxy));
+    if sc.check.is_none() && sc.checks.is_empty() {
+        let addr = if parent.address.is_empty() {
+            "127.0.0.1".to_string()
+        } else {
+            parent.address.clone()
+        };
+        sc.checks = vec![
+            CheckDefinition {
+                name: "Connect Sidecar Listening".into(),
+                tcp: format!("{addr}:{}", sc.port),
+                interval: Some(Duration::from_secs(10)),
+                ..Default::default()
+            },
+            CheckDefinition {
+                name: format!("Connect Sidecar Aliasing {}", parent.id),
+                alias_service: parent.id.clone(),
+                ..Default::default()
+            },
+        ];
     }
 }

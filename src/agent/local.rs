@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Agent;
 use super::checks::{self, CheckSink, CheckSpec, Probe};
-use super::definition::build_service;
+use super::definition::{build_service, fill_sidecar, take_sidecar};
 use super::persist::{PersistedCheck, PersistedService, Persistence};
 use crate::structs::{
     CheckDefinition, HEALTH_CRITICAL, HEALTH_MAINT, HEALTH_PASSING, HEALTH_WARNING, HealthCheck,
@@ -620,13 +620,19 @@ impl LocalState {
         replace_existing_checks: bool,
         source: Source,
     ) -> Result<(), LocalError> {
-        let sidecar = self.take_sidecar(&mut def)?;
+        let sidecar = take_sidecar(&mut def)?;
         let (mut service, checks) = build_service(agent, def, source)?;
         let modified = self.version();
         service.modified = modified;
         if let Some(mut sidecar_def) = sidecar {
             let parent = &service.service;
-            self.fill_sidecar(&mut sidecar_def, parent);
+            let used: Vec<i64> = self
+                .lock()
+                .services
+                .values()
+                .map(|s| s.service.port)
+                .collect();
+            fill_sidecar(&mut sidecar_def, parent, &used);
             let (mut sidecar_svc, sidecar_checks) = build_service(agent, sidecar_def, source)?;
             sidecar_svc.sidecar_of = Some(parent.id.clone());
             sidecar_svc.modified = modified;
@@ -672,100 +678,6 @@ impl LocalState {
         }
         self.changed();
         Ok(())
-    }
-
-    /// Removes `Connect.SidecarService` from a definition (Consul stores the parent
-    /// without it) and returns the sidecar's own definition.
-    fn take_sidecar(
-        &self,
-        def: &mut ServiceDefinition,
-    ) -> Result<Option<ServiceDefinition>, LocalError> {
-        let Some(serde_json::Value::Object(connect)) = def.connect.as_mut() else {
-            return Ok(None);
-        };
-        let key = connect
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case("SidecarService") || *k == "sidecar_service")
-            .cloned();
-        let Some(raw) = key.and_then(|k| connect.remove(&k)) else {
-            return Ok(None);
-        };
-        if raw.is_null() {
-            return Ok(None);
-        }
-        crate::structs::decode::from_value::<ServiceDefinition>(raw)
-            .map(Some)
-            .map_err(|e| LocalError::BadRequest(format!("Invalid SidecarService: {e}")))
-    }
-
-    /// Consul's sidecar defaults: `<id>-sidecar-proxy`, a port from 21000-21255, a
-    /// proxy pointing at the parent, a listening TCP check and an alias check.
-    fn fill_sidecar(&self, sc: &mut ServiceDefinition, parent: &NodeService) {
-        if sc.id.is_empty() {
-            sc.id = format!("{}-sidecar-proxy", parent.id);
-        }
-        if sc.name.is_empty() {
-            sc.name = format!("{}-sidecar-proxy", parent.service);
-        }
-        sc.kind = "connect-proxy".into();
-        if sc.tags.is_empty() {
-            sc.tags = parent.tags.clone();
-        }
-        if sc.meta.is_empty() {
-            sc.meta = parent.meta.clone();
-        }
-        if sc.port == 0 {
-            let used: Vec<i64> = self
-                .lock()
-                .services
-                .values()
-                .map(|s| s.service.port)
-                .collect();
-            sc.port = (21000..=21255).find(|p| !used.contains(p)).unwrap_or(21000);
-        }
-        let mut proxy = match sc.proxy.take() {
-            Some(serde_json::Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        proxy.insert(
-            "DestinationServiceName".into(),
-            parent.service.clone().into(),
-        );
-        proxy.insert("DestinationServiceID".into(), parent.id.clone().into());
-        proxy
-            .entry("LocalServiceAddress")
-            .or_insert_with(|| "127.0.0.1".into());
-        proxy
-            .entry("LocalServicePort")
-            .or_insert_with(|| parent.port.into());
-        proxy.entry("Mode").or_insert_with(|| "".into());
-        proxy
-            .entry("MeshGateway")
-            .or_insert_with(|| serde_json::json!({}));
-        proxy
-            .entry("Expose")
-            .or_insert_with(|| serde_json::json!({}));
-        sc.proxy = Some(serde_json::Value::Object(proxy));
-        if sc.check.is_none() && sc.checks.is_empty() {
-            let addr = if parent.address.is_empty() {
-                "127.0.0.1".to_string()
-            } else {
-                parent.address.clone()
-            };
-            sc.checks = vec![
-                CheckDefinition {
-                    name: "Connect Sidecar Listening".into(),
-                    tcp: format!("{addr}:{}", sc.port),
-                    interval: Some(Duration::from_secs(10)),
-                    ..Default::default()
-                },
-                CheckDefinition {
-                    name: format!("Connect Sidecar Aliasing {}", parent.id),
-                    alias_service: parent.id.clone(),
-                    ..Default::default()
-                },
-            ];
-        }
     }
 
     /// Removes everything a config file registered (before a reload re-adds it).
