@@ -110,28 +110,44 @@ pub fn set_encryption(
     Ok(())
 }
 
-/// Resolves a join address (`host`, `host:port`, `[v6]:port`) with the pool's port
-/// as the default port, as memberlist does.
-pub fn join_addrs(addr: &str, default_port: u16) -> Vec<SocketAddr> {
-    use std::net::ToSocketAddrs;
-    if let Ok(sa) = addr.parse::<SocketAddr>() {
-        return vec![sa];
+/// Resolves join addresses (`host`, `host:port`, `[v6]:port`) with the pool's port
+/// as the default port, as memberlist does: every address found, and for each name
+/// that gave none, memberlist's `Failed to resolve <name>: <why>`.
+pub async fn resolve_join_addrs(
+    targets: &[String],
+    default_port: u16,
+) -> (Vec<SocketAddr>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for addr in targets {
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            found.push(sa);
+            continue;
+        }
+        if let Ok(ip) = addr.trim_matches(['[', ']']).parse::<IpAddr>() {
+            found.push(SocketAddr::new(ip, default_port));
+            continue;
+        }
+        let with_port = if addr
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            addr.clone()
+        } else {
+            format!("{addr}:{default_port}")
+        };
+        match tokio::net::lookup_host(with_port).await {
+            Ok(it) => {
+                let before = found.len();
+                found.extend(it);
+                if found.len() == before {
+                    errors.push(format!("Failed to resolve {addr}: no addresses"));
+                }
+            }
+            Err(e) => errors.push(format!("Failed to resolve {addr}: {e}")),
+        }
     }
-    if let Ok(ip) = addr.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return vec![SocketAddr::new(ip, default_port)];
-    }
-    let with_port = if addr
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        addr.to_string()
-    } else {
-        format!("{addr}:{default_port}")
-    };
-    with_port
-        .to_socket_addrs()
-        .map(|it| it.collect())
-        .unwrap_or_default()
+    (found, errors)
 }
 
 fn alive_servers(agent: &Agent, members: &[Member]) -> Vec<(Member, ServerNode)> {
@@ -215,17 +231,22 @@ pub async fn run(agent: Arc<Agent>) {
 }
 
 /// `retry_join`/`-join`: keeps trying every `retry_interval` until one address
-/// answers (or `retry_max` attempts fail).
+/// answers; after `retry_max` failed retries the agent stops with an error, as
+/// Consul's does.
 async fn retry_join(agent: Arc<Agent>, gossip: Gossip) {
     let cfg = &agent.config;
     let port = cfg.ports.serf_lan.max(0) as u16;
     let (interval, max) = (cfg.retry_interval, cfg.retry_max);
-    join_with_retries(&agent, &gossip, &cfg.retry_join, port, interval, max, "LAN").await;
+    if let Err(e) =
+        join_with_retries(&agent, &gossip, &cfg.retry_join, port, interval, max, "LAN").await
+    {
+        agent.fail(format!("Retry join failed: {e}"));
+    }
 }
 
-/// Joins `pool` through `targets` (resolved again on every attempt, so names that
-/// come up late still work), retrying every `interval` until one answers or
-/// `max` attempts (0: unlimited) failed.
+/// Joins `pool` through `targets`, resolved again on every attempt (names that come
+/// up late, as in compose or Kubernetes, still work), retrying every `interval`
+/// with a warning each time. Fails once `max` retries (0: no limit) failed too.
 pub async fn join_with_retries(
     agent: &Agent,
     pool: &Gossip,
@@ -234,35 +255,36 @@ pub async fn join_with_retries(
     interval: Duration,
     max: u32,
     label: &str,
-) {
+) -> Result<(), String> {
     if targets.is_empty() {
-        return;
+        return Ok(());
     }
+    tracing::info!("({label}) Joining cluster...");
     let mut attempt = 0u32;
     loop {
-        let addrs: Vec<SocketAddr> = targets
-            .iter()
-            .flat_map(|t| join_addrs(t, default_port))
-            .collect();
-        match pool.join(&addrs).await {
+        let (addrs, unresolved) = resolve_join_addrs(targets, default_port).await;
+        match pool.join_reporting(&addrs, unresolved).await {
             Ok(n) => {
                 tracing::info!(
-                    joined = n,
+                    num_agents = n,
                     "({label}) Join cluster completed. Synced with initial agents"
                 );
-                return;
+                return Ok(());
             }
             Err(e) => {
                 attempt += 1;
-                tracing::warn!(attempt, error = %e, "({label}) Join cluster failed, will retry");
-                if max > 0 && attempt >= max {
-                    tracing::error!("({label}) retry_join: giving up after {attempt} attempts");
-                    return;
+                if max > 0 && attempt > max {
+                    return Err(format!("agent: max join {label} retry exhausted, exiting"));
                 }
+                tracing::warn!(
+                    retry_interval = %crate::config::format_go_duration(interval),
+                    error = %e,
+                    "({label}) Join cluster failed, will retry"
+                );
             }
         }
         tokio::select! {
-            _ = agent.shutdown.cancelled() => return,
+            _ = agent.shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(interval) => {}
         }
     }

@@ -14,7 +14,8 @@ use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::local::{LocalError, Source, agent_service, aggregate_status, build_check};
+use super::definition::{agent_service, build_check};
+use super::local::{LocalError, Source, aggregate_status};
 use super::{Agent, CONCORD_VERSION, CONSUL_VERSION};
 use crate::acl::Access;
 use crate::http::blocking::wait_budget;
@@ -34,18 +35,18 @@ pub fn router() -> Router<Arc<Agent>> {
         .route("/v1/agent/self", endpoint(&["GET"], get(agent_self)))
         .route("/v1/agent/members", endpoint(&["GET"], get(members)))
         .route("/v1/agent/services", endpoint(&["GET"], get(services)))
-        .route("/v1/agent/service/{id}", endpoint(&["GET"], get(service)))
+        .route("/v1/agent/service/{*id}", endpoint(&["GET"], get(service)))
         .route("/v1/agent/checks", endpoint(&["GET"], get(checks)))
         .route(
             "/v1/agent/service/register",
             endpoint(&["PUT"], put(register_service)),
         )
         .route(
-            "/v1/agent/service/deregister/{id}",
+            "/v1/agent/service/deregister/{*id}",
             endpoint(&["PUT"], put(deregister_service)),
         )
         .route(
-            "/v1/agent/service/maintenance/{id}",
+            "/v1/agent/service/maintenance/{*id}",
             endpoint(&["PUT"], put(service_maintenance)),
         )
         .route(
@@ -57,31 +58,31 @@ pub fn router() -> Router<Arc<Agent>> {
             endpoint(&["PUT"], put(register_check)),
         )
         .route(
-            "/v1/agent/check/deregister/{id}",
+            "/v1/agent/check/deregister/{*id}",
             endpoint(&["PUT"], put(deregister_check)),
         )
         .route(
-            "/v1/agent/check/pass/{id}",
+            "/v1/agent/check/pass/{*id}",
             endpoint(&["PUT"], put(check_pass)),
         )
         .route(
-            "/v1/agent/check/warn/{id}",
+            "/v1/agent/check/warn/{*id}",
             endpoint(&["PUT"], put(check_warn)),
         )
         .route(
-            "/v1/agent/check/fail/{id}",
+            "/v1/agent/check/fail/{*id}",
             endpoint(&["PUT"], put(check_fail)),
         )
         .route(
-            "/v1/agent/check/update/{id}",
+            "/v1/agent/check/update/{*id}",
             endpoint(&["PUT"], put(check_update)),
         )
         .route(
-            "/v1/agent/health/service/id/{id}",
+            "/v1/agent/health/service/id/{*id}",
             endpoint(&["GET"], get(health_by_id)),
         )
         .route(
-            "/v1/agent/health/service/name/{name}",
+            "/v1/agent/health/service/name/{*name}",
             endpoint(&["GET"], get(health_by_name)),
         )
         .route("/v1/agent/reload", endpoint(&["PUT"], put(reload)))
@@ -382,7 +383,7 @@ async fn register_check(
         def.name.clone(),
         def.name.clone(),
     )?;
-    agent.local.add_check(&agent, check, def)?;
+    agent.local.add_check(&agent, check, def, Source::Api)?;
     super::sync::sync_now(&agent).await;
     Ok(empty())
 }
@@ -667,11 +668,9 @@ async fn join(
         };
         (gossip, agent.config.ports.serf_lan)
     };
-    let addrs = super::cluster::join_addrs(&addr, port.max(0) as u16);
-    if addrs.is_empty() {
-        return Err(ApiError::internal(format!("Failed to resolve {addr}")));
-    }
-    pool.join(&addrs)
+    let (addrs, unresolved) =
+        super::cluster::resolve_join_addrs(std::slice::from_ref(&addr), port.max(0) as u16).await;
+    pool.join_reporting(&addrs, unresolved)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(empty())

@@ -2,7 +2,9 @@
 //! API or config file), which are the source of truth for this node's entries in the
 //! catalog. Anti-entropy ([`super::sync`]) copies them there.
 //!
-//! Also here: TTL deadlines, maintenance mode, and the runners of active checks.
+//! Also here: TTL deadlines and the runners of active checks. What the API
+//! registered is also written to disk ([`super::persist`]) as it changes and read
+//! back at start ([`LocalState::restore`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -13,15 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Agent;
 use super::checks::{self, CheckSink, CheckSpec, Probe};
+use super::definition::{build_service, fill_sidecar, take_sidecar};
+use super::persist::{PersistedCheck, PersistedService, Persistence};
 use crate::structs::{
-    AgentService, CheckDefinition, HEALTH_CRITICAL, HEALTH_MAINT, HEALTH_PASSING, HEALTH_WARNING,
-    HealthCheck, NodeService, ServiceDefinition, Weights, default_proxy, is_valid_status,
+    CheckDefinition, HEALTH_CRITICAL, HEALTH_MAINT, HEALTH_PASSING, HEALTH_WARNING, HealthCheck,
+    NodeService, ServiceDefinition, is_valid_status,
 };
-
-pub const NODE_MAINT_CHECK_ID: &str = "_node_maintenance";
-pub const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
-const DEFAULT_SERVICE_MAINT_REASON: &str = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
-const DEFAULT_NODE_MAINT_REASON: &str = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
 
 /// Why a local operation was refused; the HTTP layer maps these to Consul's codes.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +33,8 @@ pub enum LocalError {
     Internal(String),
 }
 
-/// Where a registration came from (script checks have different gates).
+/// Where a registration came from: script checks have different gates, and only
+/// what the API registered is kept on disk (config files are read again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Api,
@@ -50,11 +50,16 @@ pub struct LocalService {
     /// For a sidecar proxy registered through its parent: the parent's ID (removing
     /// the parent removes the sidecar).
     pub sidecar_of: Option<String>,
+    /// The local state version when this definition was last (re)registered:
+    /// anti-entropy adopts the catalog's tags (`EnableTagOverride`) only once a
+    /// pass that began after it has succeeded.
+    pub modified: u64,
 }
 
 pub struct LocalCheck {
     pub check: HealthCheck,
     pub def: CheckDefinition,
+    pub source: Source,
     pub ttl_deadline: Option<Instant>,
     pub critical_since: Option<Instant>,
     runner: Option<CancellationToken>,
@@ -80,15 +85,13 @@ pub struct LocalState {
     version: watch::Sender<u64>,
     /// The agent, for runners' status reports (set once the agent exists).
     agent: Mutex<Weak<Agent>>,
+    /// Where API registrations are kept across restarts.
+    disk: Persistence,
 }
 
 impl Default for LocalState {
     fn default() -> Self {
-        LocalState {
-            inner: Mutex::new(Inner::default()),
-            version: watch::channel(0).0,
-            agent: Mutex::new(Weak::new()),
-        }
+        LocalState::new(Persistence::default())
     }
 }
 
@@ -116,6 +119,15 @@ fn truncate(mut s: String, max: usize) -> String {
 }
 
 impl LocalState {
+    pub fn new(disk: Persistence) -> LocalState {
+        LocalState {
+            inner: Mutex::new(Inner::default()),
+            version: watch::channel(0).0,
+            agent: Mutex::new(Weak::new()),
+            disk,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -161,18 +173,45 @@ impl LocalState {
         self.lock().checks.get(id).map(|c| c.check.clone())
     }
 
+    /// Every service with the version it was last registered at
+    /// ([`LocalService::modified`]).
+    pub fn services_with_versions(&self) -> Vec<(NodeService, u64)> {
+        self.lock()
+            .services
+            .values()
+            .map(|s| (s.service.clone(), s.modified))
+            .collect()
+    }
+
     /// The tags anti-entropy saw in the catalog for a service with
-    /// `EnableTagOverride`: the catalog's edit wins.
-    pub fn adopt_tags(&self, id: &str, tags: Vec<String>) {
+    /// `EnableTagOverride`: the catalog's edit wins, unless the service was
+    /// registered again since `modified` (then the new definition is pushed).
+    pub fn adopt_tags(&self, id: &str, tags: Vec<String>, modified: u64) {
         let mut inner = self.lock();
         if let Some(s) = inner.services.get_mut(id)
             && s.service.enable_tag_override
+            && s.modified == modified
             && s.service.tags != tags
         {
             s.service.tags = tags;
             drop(inner);
             self.changed();
         }
+    }
+
+    /// Records a status; false when it is what the check already had.
+    fn apply_status(c: &mut LocalCheck, status: &str, output: &str) -> bool {
+        if c.check.status == status && c.check.output == output {
+            return false;
+        }
+        if status == HEALTH_CRITICAL {
+            c.critical_since.get_or_insert_with(Instant::now);
+        } else {
+            c.critical_since = None;
+        }
+        c.check.status = status.to_string();
+        c.check.output = output.to_string();
+        true
     }
 
     /// Applies a runner's (or alias's) result. Unknown checks (removed meanwhile) are
@@ -182,18 +221,10 @@ impl LocalState {
         let Some(c) = inner.checks.get_mut(check_id) else {
             return;
         };
-        if c.check.status == status && c.check.output == output {
-            return;
+        if Self::apply_status(c, status, output) {
+            drop(inner);
+            self.changed();
         }
-        if status == HEALTH_CRITICAL {
-            c.critical_since.get_or_insert_with(Instant::now);
-        } else {
-            c.critical_since = None;
-        }
-        c.check.status = status.to_string();
-        c.check.output = output.to_string();
-        drop(inner);
-        self.changed();
     }
 
     /// `check/pass|warn|fail|update`: only for TTL checks; restarts the TTL clock.
@@ -221,9 +252,16 @@ impl LocalState {
             )));
         };
         c.ttl_deadline = Some(Instant::now() + ttl);
+        let output = truncate(output.to_string(), max_output);
+        let changed = Self::apply_status(c, status, &output);
+        // Kept so the check comes back in this state after a restart, while the
+        // TTL would not have run out yet.
+        let saved = self.disk.save_check_state(check_id, status, &output, ttl);
         drop(inner);
-        self.set_status(check_id, status, &truncate(output.to_string(), max_output));
-        Ok(())
+        if changed {
+            self.changed();
+        }
+        saved.map_err(LocalError::Internal)
     }
 
     /// Turns expired TTL checks critical; returns how long until the next deadline.
@@ -284,12 +322,26 @@ impl LocalState {
         out
     }
 
-    fn remove_check_locked(inner: &mut Inner, id: &str) -> bool {
-        inner.checks.remove(id).is_some()
+    fn purge_check_definition(&self, id: &str) {
+        if let Err(e) = self.disk.purge_check(id) {
+            tracing::error!(check = %id, error = %e, "failed to purge check file");
+        }
+    }
+
+    /// Removes a check; with `purge`, also what the disk keeps of it.
+    fn remove_check_locked(&self, inner: &mut Inner, id: &str, purge: bool) -> bool {
+        let removed = inner.checks.remove(id).is_some();
+        if purge {
+            self.purge_check_definition(id);
+            if let Err(e) = self.disk.purge_check_state(id) {
+                tracing::error!(check = %id, error = %e, "failed to purge check state");
+            }
+        }
+        removed
     }
 
     pub fn remove_check(&self, id: &str) -> Result<(), LocalError> {
-        let removed = Self::remove_check_locked(&mut self.lock(), id);
+        let removed = self.remove_check_locked(&mut self.lock(), id, true);
         if !removed {
             return Err(LocalError::NotFound(format!(
                 "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
@@ -317,6 +369,9 @@ impl LocalState {
                     "Unknown service ID \"{id}\". Ensure that the service ID is passed, not the service name."
                 )));
             }
+            if let Err(e) = self.disk.purge_service(id) {
+                tracing::error!(service = %id, error = %e, "failed to purge service file");
+            }
             let owned: Vec<String> = inner
                 .checks
                 .values()
@@ -324,22 +379,37 @@ impl LocalState {
                 .map(|c| c.check.check_id.clone())
                 .collect();
             for c in owned {
-                Self::remove_check_locked(&mut inner, &c);
+                self.remove_check_locked(&mut inner, &c, true);
             }
         }
         self.changed();
         Ok(())
     }
 
-    /// Adds or replaces a check and starts its runner.
+    /// Adds or replaces a check and starts its runner; what the API registered is
+    /// also kept on disk.
     pub fn add_check(
+        &self,
+        agent: &Agent,
+        check: HealthCheck,
+        def: CheckDefinition,
+        source: Source,
+    ) -> Result<(), LocalError> {
+        self.insert_check(agent, check, def, source, source == Source::Api)?;
+        self.changed();
+        Ok(())
+    }
+
+    fn insert_check(
         &self,
         agent: &Agent,
         mut check: HealthCheck,
         def: CheckDefinition,
+        source: Source,
+        persist: bool,
     ) -> Result<(), LocalError> {
+        let mut inner = self.lock();
         if !check.service_id.is_empty() {
-            let inner = self.lock();
             let Some(svc) = inner.services.get(&check.service_id) else {
                 return Err(LocalError::NotFound(format!(
                     "ServiceID \"{}\" does not exist",
@@ -350,21 +420,107 @@ impl LocalState {
             check.service_tags = svc.service.tags.clone();
         }
         check.node = agent.node_name().to_string();
+        if persist {
+            let kept = PersistedCheck {
+                check: check.clone(),
+                definition: def.clone(),
+            };
+            self.disk.save_check(&kept).map_err(LocalError::Internal)?;
+        }
+        // A TTL check starts from the status last pushed to it, if that has not
+        // run out yet (as Consul restores it on every registration).
+        if def.ttl.is_some()
+            && let Some((status, output)) = self.disk.load_check_state(&check.check_id)
+        {
+            check.status = status;
+            check.output = output;
+        }
         let runner = self.start_runner(agent, &check, &def);
         let ttl_deadline = def.ttl.map(|t| Instant::now() + t);
         let critical_since = (check.status == HEALTH_CRITICAL).then(Instant::now);
-        self.lock().checks.insert(
+        inner.checks.insert(
             check.check_id.clone(),
             LocalCheck {
                 check,
                 def,
+                source,
                 ttl_deadline,
                 critical_since,
                 runner,
             },
         );
-        self.changed();
         Ok(())
+    }
+
+    /// Inserts (or replaces) a service, keeping it on disk when the API registered it.
+    fn insert_service(&self, inner: &mut Inner, svc: LocalService) -> Result<(), LocalError> {
+        if svc.source == Source::Api {
+            let kept = PersistedService {
+                service: svc.service.clone(),
+                token: svc.token.clone(),
+                sidecar_of: svc.sidecar_of.clone(),
+            };
+            self.disk
+                .save_service(&kept)
+                .map_err(LocalError::Internal)?;
+        }
+        inner.services.insert(svc.service.id.clone(), svc);
+        Ok(())
+    }
+
+    /// Reads back what the API registered before the agent last stopped. Runs after
+    /// the config's own definitions are in: on an ID both have, the config wins and
+    /// the kept copy is dropped. Restored checks start critical (a TTL check from
+    /// its kept status, if still valid); a file that cannot be used is logged and
+    /// removed, never a reason not to start.
+    pub fn restore(&self, agent: &Agent) {
+        for kept in self.disk.load_services() {
+            let id = kept.service.id.clone();
+            let mut inner = self.lock();
+            if inner.services.contains_key(&id) {
+                tracing::debug!(service = %id, "service exists, not restoring from file");
+                if let Err(e) = self.disk.purge_service(&id) {
+                    tracing::error!(service = %id, error = %e, "failed to purge service file");
+                }
+                continue;
+            }
+            let svc = LocalService {
+                service: kept.service,
+                token: kept.token,
+                source: Source::Api,
+                sidecar_of: kept.sidecar_of,
+                modified: self.version(),
+            };
+            inner.services.insert(id.clone(), svc);
+            tracing::debug!(service = %id, "restored service definition from file");
+        }
+        for kept in self.disk.load_checks() {
+            let id = kept.check.check_id.clone();
+            if self.check(&id).is_some() {
+                tracing::debug!(check = %id, "check exists, not restoring from file");
+                self.purge_check_definition(&id);
+                continue;
+            }
+            let restored = if matches!(kept.definition.kind(), "script" | "docker")
+                && !agent.config.enable_script_checks
+            {
+                Err("Scripts are disabled on this agent".to_string())
+            } else {
+                let mut check = kept.check;
+                // Not in the pool before a check says it is healthy.
+                check.status = HEALTH_CRITICAL.to_string();
+                self.insert_check(agent, check, kept.definition, Source::Api, false)
+                    .map_err(|e| e.to_string())
+            };
+            match restored {
+                Ok(()) => tracing::debug!(check = %id, "restored health check from file"),
+                Err(e) => {
+                    tracing::warn!(check = %id, error = %e, "Failed to restore check");
+                    self.purge_check_definition(&id);
+                }
+            }
+        }
+        self.changed();
     }
 
     fn start_runner(
@@ -464,23 +620,31 @@ impl LocalState {
         replace_existing_checks: bool,
         source: Source,
     ) -> Result<(), LocalError> {
-        let sidecar = self.take_sidecar(&mut def)?;
-        let (service, checks) = build_service(agent, def, source)?;
+        let sidecar = take_sidecar(&mut def)?;
+        let (mut service, checks) = build_service(agent, def, source)?;
+        let modified = self.version();
+        service.modified = modified;
         if let Some(mut sidecar_def) = sidecar {
             let parent = &service.service;
-            self.fill_sidecar(&mut sidecar_def, parent);
+            let used: Vec<i64> = self
+                .lock()
+                .services
+                .values()
+                .map(|s| s.service.port)
+                .collect();
+            fill_sidecar(&mut sidecar_def, parent, &used);
             let (mut sidecar_svc, sidecar_checks) = build_service(agent, sidecar_def, source)?;
             sidecar_svc.sidecar_of = Some(parent.id.clone());
-            let sid = sidecar_svc.service.id.clone();
-            self.lock().services.insert(sid, sidecar_svc);
+            sidecar_svc.modified = modified;
+            self.insert_service(&mut self.lock(), sidecar_svc)?;
             for (check, cdef) in sidecar_checks {
-                self.add_check(agent, check, cdef)?;
+                self.insert_check(agent, check, cdef, source, source == Source::Api)?;
             }
         }
         let id = service.service.id.clone();
         {
             let mut inner = self.lock();
-            inner.services.insert(id.clone(), service);
+            self.insert_service(&mut inner, service)?;
             if replace_existing_checks {
                 let keep: Vec<&str> = checks.iter().map(|(c, _)| c.check_id.as_str()).collect();
                 let stale: Vec<String> = inner
@@ -492,7 +656,7 @@ impl LocalState {
                     .map(|c| c.check.check_id.clone())
                     .collect();
                 for c in stale {
-                    Self::remove_check_locked(&mut inner, &c);
+                    self.remove_check_locked(&mut inner, &c, true);
                 }
             }
             // Service tags and name flow into its existing checks.
@@ -510,441 +674,38 @@ impl LocalState {
             }
         }
         for (check, cdef) in checks {
-            self.add_check(agent, check, cdef)?;
+            self.insert_check(agent, check, cdef, source, source == Source::Api)?;
         }
         self.changed();
         Ok(())
     }
 
-    /// Removes `Connect.SidecarService` from a definition (Consul stores the parent
-    /// without it) and returns the sidecar's own definition.
-    fn take_sidecar(
-        &self,
-        def: &mut ServiceDefinition,
-    ) -> Result<Option<ServiceDefinition>, LocalError> {
-        let Some(serde_json::Value::Object(connect)) = def.connect.as_mut() else {
-            return Ok(None);
-        };
-        let key = connect
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case("SidecarService") || *k == "sidecar_service")
-            .cloned();
-        let Some(raw) = key.and_then(|k| connect.remove(&k)) else {
-            return Ok(None);
-        };
-        if raw.is_null() {
-            return Ok(None);
-        }
-        crate::structs::decode::from_value::<ServiceDefinition>(raw)
-            .map(Some)
-            .map_err(|e| LocalError::BadRequest(format!("Invalid SidecarService: {e}")))
-    }
-
-    /// Consul's sidecar defaults: `<id>-sidecar-proxy`, a port from 21000-21255, a
-    /// proxy pointing at the parent, a listening TCP check and an alias check.
-    fn fill_sidecar(&self, sc: &mut ServiceDefinition, parent: &NodeService) {
-        if sc.id.is_empty() {
-            sc.id = format!("{}-sidecar-proxy", parent.id);
-        }
-        if sc.name.is_empty() {
-            sc.name = format!("{}-sidecar-proxy", parent.service);
-        }
-        sc.kind = "connect-proxy".into();
-        if sc.tags.is_empty() {
-            sc.tags = parent.tags.clone();
-        }
-        if sc.meta.is_empty() {
-            sc.meta = parent.meta.clone();
-        }
-        if sc.port == 0 {
-            let used: Vec<i64> = self
-                .lock()
-                .services
-                .values()
-                .map(|s| s.service.port)
-                .collect();
-            sc.port = (21000..=21255).find(|p| !used.contains(p)).unwrap_or(21000);
-        }
-        let mut proxy = match sc.proxy.take() {
-            Some(serde_json::Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        proxy.insert(
-            "DestinationServiceName".into(),
-            parent.service.clone().into(),
-        );
-        proxy.insert("DestinationServiceID".into(), parent.id.clone().into());
-        proxy
-            .entry("LocalServiceAddress")
-            .or_insert_with(|| "127.0.0.1".into());
-        proxy
-            .entry("LocalServicePort")
-            .or_insert_with(|| parent.port.into());
-        proxy.entry("Mode").or_insert_with(|| "".into());
-        proxy
-            .entry("MeshGateway")
-            .or_insert_with(|| serde_json::json!({}));
-        proxy
-            .entry("Expose")
-            .or_insert_with(|| serde_json::json!({}));
-        sc.proxy = Some(serde_json::Value::Object(proxy));
-        if sc.check.is_none() && sc.checks.is_empty() {
-            let addr = if parent.address.is_empty() {
-                "127.0.0.1".to_string()
-            } else {
-                parent.address.clone()
-            };
-            sc.checks = vec![
-                CheckDefinition {
-                    name: "Connect Sidecar Listening".into(),
-                    tcp: format!("{addr}:{}", sc.port),
-                    interval: Some(Duration::from_secs(10)),
-                    ..Default::default()
-                },
-                CheckDefinition {
-                    name: format!("Connect Sidecar Aliasing {}", parent.id),
-                    alias_service: parent.id.clone(),
-                    ..Default::default()
-                },
-            ];
-        }
-    }
-
-    /// Enables or disables maintenance on a service (a critical check).
-    pub fn service_maintenance(
-        &self,
-        agent: &Agent,
-        id: &str,
-        enable: bool,
-        reason: &str,
-    ) -> Result<(), LocalError> {
-        let Some(svc) = self.service(id) else {
-            return Err(LocalError::NotFound(format!(
-                "No service registered with ID {id:?}"
-            )));
-        };
-        let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
-        if !enable {
-            let _ = self.remove_check(&check_id);
-            return Ok(());
-        }
-        if self.check(&check_id).is_some() {
-            return Ok(());
-        }
-        let check = HealthCheck {
-            check_id,
-            name: "Service Maintenance Mode".into(),
-            notes: if reason.is_empty() {
-                DEFAULT_SERVICE_MAINT_REASON.into()
-            } else {
-                reason.into()
-            },
-            service_id: svc.id.clone(),
-            service_name: svc.service.clone(),
-            status: HEALTH_CRITICAL.into(),
-            check_type: HEALTH_MAINT.into(),
-            definition: serde_json::json!({}),
-            ..Default::default()
-        };
-        self.add_check(agent, check, CheckDefinition::default())
-    }
-
-    pub fn node_maintenance(
-        &self,
-        agent: &Agent,
-        enable: bool,
-        reason: &str,
-    ) -> Result<(), LocalError> {
-        if !enable {
-            let _ = self.remove_check(NODE_MAINT_CHECK_ID);
-            return Ok(());
-        }
-        if self.check(NODE_MAINT_CHECK_ID).is_some() {
-            return Ok(());
-        }
-        let check = HealthCheck {
-            check_id: NODE_MAINT_CHECK_ID.into(),
-            name: "Node Maintenance Mode".into(),
-            notes: if reason.is_empty() {
-                DEFAULT_NODE_MAINT_REASON.into()
-            } else {
-                reason.into()
-            },
-            status: HEALTH_CRITICAL.into(),
-            check_type: HEALTH_MAINT.into(),
-            definition: serde_json::json!({}),
-            ..Default::default()
-        };
-        self.add_check(agent, check, CheckDefinition::default())
-    }
-
     /// Removes everything a config file registered (before a reload re-adds it).
+    /// Checks the API attached to a config service stay:
+    /// [`Self::drop_orphan_checks`] removes those whose service does not come back.
     pub fn remove_config_sourced(&self) {
         let mut inner = self.lock();
-        let ids: Vec<String> = inner
-            .services
-            .iter()
-            .filter(|(_, s)| s.source == Source::Config)
-            .map(|(id, _)| id.clone())
+        inner.services.retain(|_, s| s.source != Source::Config);
+        inner.checks.retain(|_, c| c.source != Source::Config);
+    }
+
+    /// Removes (also from disk) the checks of services that no longer exist.
+    pub fn drop_orphan_checks(&self) {
+        let mut inner = self.lock();
+        let orphans: Vec<String> = inner
+            .checks
+            .values()
+            .filter(|c| {
+                !c.check.service_id.is_empty() && !inner.services.contains_key(&c.check.service_id)
+            })
+            .map(|c| c.check.check_id.clone())
             .collect();
-        for id in ids {
-            inner.services.remove(&id);
-            let owned: Vec<String> = inner
-                .checks
-                .values()
-                .filter(|c| c.check.service_id == id)
-                .map(|c| c.check.check_id.clone())
-                .collect();
-            for c in owned {
-                Self::remove_check_locked(&mut inner, &c);
-            }
+        for id in orphans {
+            tracing::warn!(check = %id, "removing check: its service is gone");
+            self.remove_check_locked(&mut inner, &id, true);
         }
         drop(inner);
         self.changed();
-    }
-}
-
-/// Validates a check definition and builds its initial HealthCheck.
-pub fn build_check(
-    agent: &Agent,
-    def: &CheckDefinition,
-    source: Source,
-    default_id: String,
-    default_name: String,
-) -> Result<HealthCheck, LocalError> {
-    if !def.status.is_empty() && !is_valid_status(&def.status) {
-        return Err(LocalError::BadRequest(
-            "Status for checks must 'passing', 'warning', 'critical'".to_string(),
-        ));
-    }
-    if !def.is_valid() {
-        return Err(LocalError::BadRequest(
-            "Invalid check: one of TTL, HTTP, TCP, UDP, GRPC, H2PING, alias, Docker or script args is required"
-                .into(),
-        ));
-    }
-    let kind = def.kind();
-    if matches!(
-        kind,
-        "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script" | "docker"
-    ) && def.interval.is_none_or(|i| i.is_zero())
-    {
-        return Err(LocalError::BadRequest(
-            "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks"
-                .into(),
-        ));
-    }
-    if matches!(kind, "script" | "docker") {
-        let allowed = agent.config.enable_script_checks
-            || (source == Source::Config && agent.config.enable_local_script_checks);
-        if !allowed {
-            return Err(LocalError::BadRequest(
-                "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true"
-                    .into(),
-            ));
-        }
-    }
-    let id = [def.check_id.as_str(), def.id.as_str()]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .map(str::to_string)
-        .unwrap_or(default_id);
-    let name = if def.name.is_empty() {
-        default_name
-    } else {
-        def.name.clone()
-    };
-    let status = if def.status.is_empty() {
-        HEALTH_CRITICAL.to_string()
-    } else {
-        def.status.clone()
-    };
-    let fmt = |d: Option<Duration>| d.map(crate::config::format_go_duration).unwrap_or_default();
-    let mut definition = serde_json::Map::new();
-    if !def.http.is_empty() {
-        definition.insert("HTTP".into(), def.http.clone().into());
-    }
-    if !def.tcp.is_empty() {
-        definition.insert("TCP".into(), def.tcp.clone().into());
-    }
-    if def.interval.is_some() {
-        definition.insert("Interval".into(), fmt(def.interval).into());
-    }
-    if def.timeout.is_some() {
-        definition.insert("Timeout".into(), fmt(def.timeout).into());
-    }
-    if def.deregister_critical_service_after.is_some() {
-        definition.insert(
-            "DeregisterCriticalServiceAfter".into(),
-            fmt(def.deregister_critical_service_after).into(),
-        );
-    }
-    Ok(HealthCheck {
-        node: agent.node_name().to_string(),
-        check_id: id,
-        name,
-        status,
-        notes: def.notes.clone(),
-        output: def.output.clone(),
-        service_id: def.service_id.clone(),
-        check_type: kind.to_string(),
-        interval: fmt(def.interval),
-        timeout: fmt(def.timeout),
-        definition: serde_json::Value::Object(definition),
-        ..Default::default()
-    })
-}
-
-fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
-    if meta.len() > 64 {
-        return Err(LocalError::BadRequest(
-            "Node metadata cannot contain more than 64 key/value pairs".into(),
-        ));
-    }
-    for (k, v) in meta {
-        if k.is_empty()
-            || k.len() > 128
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(LocalError::BadRequest(format!(
-                "Invalid service Meta: Key {k:?} is invalid"
-            )));
-        }
-        if k.starts_with("consul-") {
-            return Err(LocalError::BadRequest(
-                "Invalid service Meta: Key prefix 'consul-' is reserved for internal use"
-                    .to_string(),
-            ));
-        }
-        if v.len() > 512 {
-            return Err(LocalError::BadRequest(format!(
-                "Invalid service Meta: Value for key {k:?} is too long (limit: 512 characters)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-type BuiltService = (LocalService, Vec<(HealthCheck, CheckDefinition)>);
-
-fn build_service(
-    agent: &Agent,
-    def: ServiceDefinition,
-    source: Source,
-) -> Result<BuiltService, LocalError> {
-    if def.name.is_empty() {
-        return Err(LocalError::BadRequest("Missing service name".into()));
-    }
-    if def.address == "0.0.0.0" || def.address == "::" || def.address == "[::]" {
-        return Err(LocalError::BadRequest("Invalid service address".into()));
-    }
-    let weights = def.weights.clone().unwrap_or_default();
-    if weights.passing < 1 {
-        return Err(LocalError::BadRequest(
-            "Passing must be greater than 0".into(),
-        ));
-    }
-    validate_meta(&def.meta)?;
-    let id = if def.id.is_empty() {
-        def.name.clone()
-    } else {
-        def.id.clone()
-    };
-    let defs: Vec<CheckDefinition> = def
-        .check
-        .iter()
-        .cloned()
-        .chain(def.checks.iter().cloned())
-        .collect();
-    let many = defs.len() > 1;
-    let mut checks = Vec::new();
-    for (i, mut cdef) in defs.into_iter().enumerate() {
-        cdef.service_id = id.clone();
-        let default_id = if many {
-            format!("service:{id}:{}", i + 1)
-        } else {
-            format!("service:{id}")
-        };
-        let check = build_check(
-            agent,
-            &cdef,
-            source,
-            default_id,
-            format!("Service '{}' check", def.name),
-        )?;
-        checks.push((check, cdef));
-    }
-    let tagged: BTreeMap<String, serde_json::Value> = def
-        .tagged_addresses
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                serde_json::json!({"Address": v.address, "Port": v.port}),
-            )
-        })
-        .collect();
-    let service = NodeService {
-        kind: def.kind,
-        id,
-        service: def.name,
-        tags: def.tags,
-        address: def.address,
-        tagged_addresses: tagged,
-        meta: def.meta,
-        port: def.port,
-        ports: def.ports.filter(|p| !p.is_null()),
-        socket_path: def.socket_path,
-        weights: Weights {
-            passing: weights.passing,
-            warning: weights.warning,
-        },
-        enable_tag_override: def.enable_tag_override,
-        proxy: def
-            .proxy
-            .filter(|p| !p.is_null())
-            .unwrap_or_else(default_proxy),
-        connect: def
-            .connect
-            .filter(|c| !c.is_null())
-            .unwrap_or_else(|| serde_json::json!({})),
-        locality: def.locality.filter(|l| !l.is_null()),
-        create_index: 0,
-        modify_index: 0,
-    };
-    Ok((
-        LocalService {
-            service,
-            token: def.token,
-            source,
-            sidecar_of: None,
-        },
-        checks,
-    ))
-}
-
-/// The `/v1/agent/services` shape of a local service.
-pub fn agent_service(agent: &Agent, s: &NodeService) -> AgentService {
-    AgentService {
-        kind: s.kind.clone(),
-        id: s.id.clone(),
-        service: s.service.clone(),
-        tags: s.tags.clone(),
-        meta: s.meta.clone(),
-        port: s.port,
-        address: s.address.clone(),
-        socket_path: s.socket_path.clone(),
-        tagged_addresses: s.tagged_addresses.clone(),
-        weights: s.weights.clone(),
-        enable_tag_override: s.enable_tag_override,
-        content_hash: None,
-        proxy: (!s.kind.is_empty()).then(|| s.proxy.clone()),
-        connect: None,
-        ports: s.ports.clone(),
-        locality: s.locality.clone(),
-        datacenter: agent.config.datacenter.clone(),
     }
 }
 

@@ -6,12 +6,15 @@ pub mod alias;
 pub mod autopilot;
 pub mod checks;
 pub mod cluster;
+pub mod definition;
 pub mod events;
 pub mod http;
 pub mod leader;
 pub mod local;
+pub mod maintenance;
 pub mod metrics;
 pub mod monitor;
+pub mod persist;
 pub mod session_ttl;
 pub mod sync;
 pub mod wan;
@@ -70,6 +73,8 @@ pub struct Agent {
     pub advertise: IpAddr,
     /// Removed at exit (`-dev` keeps its data in a scratch directory).
     scratch: Option<PathBuf>,
+    /// Why the agent stopped by itself, if it did ([`Agent::fail`]).
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Agent {
@@ -95,6 +100,17 @@ impl Agent {
     pub fn serf_lan_addr(&self) -> SocketAddr {
         SocketAddr::new(self.advertise, self.config.ports.serf_lan.max(0) as u16)
     }
+
+    /// Stops the agent because of `reason` (logged, and the process exits 1), as
+    /// Consul's stops when `retry_join` runs out of retries.
+    pub fn fail(&self, reason: String) {
+        tracing::error!("{reason}");
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(reason);
+        self.shutdown.cancel();
+    }
 }
 
 /// Picks the address to advertise: `advertise_addr`, else the bind address, else
@@ -118,6 +134,9 @@ fn advertise_addr(config: &RuntimeConfig) -> IpAddr {
 
 /// Starts everything the configuration asks for and runs until SIGINT/SIGTERM.
 pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()> {
+    // Taken over first, so a SIGHUP while the agent starts does not end it.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("handling SIGHUP")?;
     let shutdown = CancellationToken::new();
     let (root, durable, scratch) = match (&config.data_dir, config.dev) {
         (Some(dir), false) => (dir.clone(), true, None),
@@ -173,6 +192,8 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     .await
     .context("starting WAN gossip")?;
 
+    // Only an agent given a data directory keeps its registrations.
+    let disk = persist::Persistence::new(config.data_dir.as_deref());
     let agent = Arc::new(Agent {
         gossip,
         wan,
@@ -183,7 +204,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         store,
         consensus,
         session_timers: session_ttl::SessionTimers::default(),
-        local: local::LocalState::default(),
+        local: local::LocalState::new(disk),
         leaf_cache: Default::default(),
         autopilot: Default::default(),
         http_cache: Default::default(),
@@ -195,11 +216,13 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         shutdown: shutdown.clone(),
         advertise,
         scratch,
+        failure: Default::default(),
     });
 
     agent.local.attach(&agent);
     let (services, checks) = (agent.config.services.clone(), agent.config.checks.clone());
     register_from_config(&agent, &services, &checks)?;
+    agent.local.restore(&agent);
 
     let mut servers = Vec::new();
     servers.extend(listen_http(&agent).await?);
@@ -220,7 +243,7 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     );
 
     let signalled = tokio::select! {
-        _ = wait_for_signal() => { tracing::info!("caught signal, shutting down"); true }
+        _ = wait_for_signal(&agent, hangup) => { tracing::info!("caught signal, shutting down"); true }
         _ = shutdown.cancelled() => { tracing::info!("leaving, shutting down"); false }
     };
     // Client agents leave the pool gracefully on a signal (Consul's defaults
@@ -248,7 +271,15 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     if let Some(dir) = &agent.scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
-    Ok(())
+    match agent
+        .failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Registers the `service`/`services`/`check`/`checks` definitions of the config.
@@ -269,7 +300,7 @@ fn register_from_config(
     for raw in checks {
         let def: CheckDefinition = decode::from_value(raw.clone())
             .map_err(|e| anyhow::anyhow!("invalid check definition: {e}"))?;
-        let check = local::build_check(
+        let check = definition::build_check(
             agent,
             &def,
             local::Source::Config,
@@ -279,18 +310,21 @@ fn register_from_config(
         .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
         agent
             .local
-            .add_check(agent, check, def)
+            .add_check(agent, check, def, local::Source::Config)
             .map_err(|e| anyhow::anyhow!("Failed to register check: {e}"))?;
     }
     Ok(())
 }
 
-/// `consul reload`: re-reads the configuration and replaces the services and checks
-/// it defines (API registrations are untouched).
+/// `consul reload` (and SIGHUP): re-reads the configuration and replaces the
+/// services and checks it defines (API registrations are untouched, except checks
+/// of a config service that is gone).
 pub fn reload(agent: &Agent) -> anyhow::Result<()> {
     let fresh = crate::config::load(&agent.flags)?;
     agent.local.remove_config_sourced();
-    register_from_config(agent, &fresh.services, &fresh.checks)
+    let registered = register_from_config(agent, &fresh.services, &fresh.checks);
+    agent.local.drop_orphan_checks();
+    registered
 }
 
 async fn listen_http(agent: &Arc<Agent>) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -411,14 +445,26 @@ async fn sweep_watches(agent: Arc<Agent>) {
     }
 }
 
-async fn wait_for_signal() {
+/// Returns on SIGINT or SIGTERM. SIGHUP (`systemctl reload`) reloads the
+/// configuration, as `consul reload` does, and the agent keeps running.
+async fn wait_for_signal(agent: &Agent, mut hup: tokio::signal::unix::Signal) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    loop {
+        tokio::select! {
+            _ = &mut interrupt => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!(signal = "hangup", "Caught");
+                match reload(agent) {
+                    Ok(()) => tracing::info!("Reloaded configuration"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "Reload config failed"),
+                }
+            }
+        }
     }
 }

@@ -83,14 +83,18 @@ pub async fn sync_once(agent: &Agent, covering: Option<u64>) -> anyhow::Result<(
         }));
     }
 
-    for svc in agent.local.services() {
-        let mut svc = svc;
+    for (mut svc, modified) in agent.local.services_with_versions() {
         let in_catalog = catalog_services.iter().find(|c| c.id == svc.id);
+        // `EnableTagOverride`: tags edited in the catalog win over the local ones,
+        // but only while the local definition is the one a finished pass already
+        // pushed (`modified` before its start); a service registered again since
+        // is pushed as newly defined, as Consul's agent does.
         if let Some(c) = in_catalog
             && svc.enable_tag_override
             && c.tags != svc.tags
+            && modified < *synced
         {
-            agent.local.adopt_tags(&svc.id, c.tags.clone());
+            agent.local.adopt_tags(&svc.id, c.tags.clone(), modified);
             svc.tags = c.tags.clone();
         }
         let checks: Vec<HealthCheck> = local_checks

@@ -86,7 +86,8 @@ fn tune(cfg: &mut GossipConfig, t: &GossipTuning) {
 }
 
 /// `retry_join_wan`/`-join-wan`/`start_join_wan`, with `retry_interval_wan` and
-/// `retry_max_wan`. A client agent only says why it cannot, as Consul does.
+/// `retry_max_wan` (exhausted, the agent stops with an error). A client agent only
+/// says why it cannot, as Consul does.
 pub async fn run(agent: Arc<Agent>) {
     let cfg = &agent.config;
     if cfg.retry_join_wan.is_empty() {
@@ -103,7 +104,7 @@ pub async fn run(agent: Arc<Agent>) {
     };
     let port = cfg.ports.serf_wan.max(0) as u16;
     let (interval, max) = (cfg.retry_interval_wan, cfg.retry_max_wan);
-    super::cluster::join_with_retries(
+    if let Err(e) = super::cluster::join_with_retries(
         &agent,
         &wan,
         &cfg.retry_join_wan,
@@ -112,7 +113,10 @@ pub async fn run(agent: Arc<Agent>) {
         max,
         "WAN",
     )
-    .await;
+    .await
+    {
+        agent.fail(format!("Retry join failed: {e}"));
+    }
 }
 
 /// A WAN member's datacenter, if it is a Consul server.

@@ -156,10 +156,21 @@ impl Gossip {
 
     /// Joins the pool through the given members: a full state exchange with each. Returns
     /// how many answered; fails only when none did, listing every address's error.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn join(&self, addrs: &[SocketAddr]) -> Result<usize, GossipError> {
+        self.join_reporting(addrs, Vec::new()).await
+    }
+
+    /// [`Gossip::join`], with `errors` already met on the way (join names that did
+    /// not resolve) listed among the failures: it fails when no address answered
+    /// and any error was met, as memberlist's join does.
+    pub async fn join_reporting(
+        &self,
+        addrs: &[SocketAddr],
+        mut errors: Vec<String>,
+    ) -> Result<usize, GossipError> {
         self.ensure_running()?;
         let mut joined = 0;
-        let mut errors = Vec::new();
         for &addr in addrs {
             let request = StreamMsg::PushPull(Box::new(self.inner.local_push_pull()));
             match self.inner.exchange(addr, &request).await {

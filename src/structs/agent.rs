@@ -11,6 +11,18 @@ use std::time::Duration;
 use super::catalog::Weights;
 use super::codec::null_default;
 
+/// Writes an optional duration the way [`go_duration_opt`] reads it back: a Go
+/// duration string (exact to the nanosecond), or null.
+pub fn go_duration_opt_ser<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&crate::config::format_go_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
 /// A Go duration given as a string (`"10s"`) or as integer nanoseconds.
 pub fn go_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     match Option::<Value>::deserialize(d)? {
@@ -30,7 +42,7 @@ pub fn go_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duratio
 
 /// A health check as an agent is asked to run it (Consul's `CheckType` and
 /// `CheckDefinition` in one: the latter adds ID, ServiceID and Token).
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CheckDefinition {
     #[serde(rename = "ID", default, deserialize_with = "null_default")]
@@ -73,11 +85,24 @@ pub struct CheckDefinition {
     pub udp: String,
     #[serde(rename = "OSService", default, deserialize_with = "null_default")]
     pub os_service: String,
-    #[serde(default, deserialize_with = "go_duration_opt")]
+    #[serde(
+        default,
+        deserialize_with = "go_duration_opt",
+        serialize_with = "go_duration_opt_ser"
+    )]
     pub interval: Option<Duration>,
-    #[serde(default, deserialize_with = "go_duration_opt")]
+    #[serde(
+        default,
+        deserialize_with = "go_duration_opt",
+        serialize_with = "go_duration_opt_ser"
+    )]
     pub timeout: Option<Duration>,
-    #[serde(rename = "TTL", default, deserialize_with = "go_duration_opt")]
+    #[serde(
+        rename = "TTL",
+        default,
+        deserialize_with = "go_duration_opt",
+        serialize_with = "go_duration_opt_ser"
+    )]
     pub ttl: Option<Duration>,
     #[serde(default, deserialize_with = "null_default")]
     pub alias_node: String,
@@ -109,7 +134,11 @@ pub struct CheckDefinition {
     pub failures_before_warning: u32,
     #[serde(default, deserialize_with = "null_default")]
     pub failures_before_critical: u32,
-    #[serde(default, deserialize_with = "go_duration_opt")]
+    #[serde(
+        default,
+        deserialize_with = "go_duration_opt",
+        serialize_with = "go_duration_opt_ser"
+    )]
     pub deregister_critical_service_after: Option<Duration>,
     #[serde(default, deserialize_with = "null_default")]
     pub output_max_size: usize,

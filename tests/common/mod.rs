@@ -295,9 +295,16 @@ impl Agent {
         self.child.as_ref().expect("agent is running").id()
     }
 
-    /// Sends signal `sig` (e.g. SIGSTOP, SIGCONT) to the agent's process.
+    /// Sends signal `sig` (e.g. SIGSTOP, SIGCONT, SIGHUP) to the agent's process.
     pub fn signal(&self, sig: i32) {
         unsafe_signal(self.pid() as i32, sig);
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     pub fn restart(&mut self) {
