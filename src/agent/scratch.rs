@@ -8,14 +8,10 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Scratch directories are `<temp>/concord-dev-<uuid>`.
 const PREFIX: &str = "concord-dev-";
 const LOCK: &str = ".owner.lock";
-/// A directory without a lock file is one an older concord left (or one being
-/// created this instant): it is removed once it is older than this.
-const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
 
 /// A scratch directory held by this process; removed on [`Scratch::remove`].
 pub struct Scratch {
@@ -69,16 +65,12 @@ fn sweep(tmp: &Path) {
     }
 }
 
+/// Whether `dir`'s owner is gone: its lock file exists and nobody holds it. A
+/// directory without a lock file is left alone: it is being created this
+/// instant, or an older concord that does not lock runs in it.
 fn abandoned(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK)) {
-        // Locked: its agent runs. Our probe's descriptor closes on drop.
-        Ok(lock) => try_lock(&lock),
-        Err(_) => std::fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > UNLOCKED_GRACE),
-    }
+    // Our probe's descriptor (and the lock it may take) closes on drop.
+    File::open(dir.join(LOCK)).is_ok_and(|lock| try_lock(&lock))
 }
 
 #[cfg(test)]
@@ -97,7 +89,7 @@ mod tests {
         let dead = tmp.path().join(format!("{PREFIX}dead"));
         std::fs::create_dir(&dead).unwrap();
         File::create(dead.join(LOCK)).unwrap();
-        // Fresh and not locked yet (being created): kept for now.
+        // No lock file (being created, or an older concord's): kept.
         let fresh = tmp.path().join(format!("{PREFIX}fresh"));
         std::fs::create_dir(&fresh).unwrap();
         // Not ours at all.
