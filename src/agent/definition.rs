@@ -202,7 +202,8 @@ pub fn build_service(
         tags: def.tags,
         address: def.address,
         tagged_addresses: tagged,
-        meta: def.meta,
+        // The agent keeps the definition's map; an agent service always has one.
+        meta: def.meta.into(),
         port: def.port,
         ports: def.ports.filter(|p| !p.is_null()),
         socket_path: def.socket_path,
@@ -242,7 +243,7 @@ pub fn agent_service(agent: &Agent, s: &NodeService) -> AgentService {
         id: s.id.clone(),
         service: s.service.clone(),
         tags: s.tags.clone(),
-        meta: s.meta.clone(),
+        meta: s.meta.to_map(),
         port: s.port,
         address: s.address.clone(),
         socket_path: s.socket_path.clone(),
@@ -293,7 +294,7 @@ pub fn fill_sidecar(sc: &mut ServiceDefinition, parent: &NodeService, used_ports
         sc.tags = parent.tags.clone();
     }
     if sc.meta.is_empty() {
-        sc.meta = parent.meta.clone();
+        sc.meta = parent.meta.to_map();
     }
     if sc.port == 0 {
         sc.port = (21000..=21255)

@@ -171,19 +171,9 @@ async fn agent_self(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiR
         },
         "Coord": null,
         "Member": member(&agent),
-        "Stats": {
-            "agent": {
-                "check_monitors": "0",
-                "check_ttls": "0",
-                "checks": agent.local.checks().len().to_string(),
-                "services": agent.local.services().len().to_string(),
-            },
-            "build": { "prerelease": "", "revision": "concord", "version": CONSUL_VERSION, "version_metadata": "" },
-            "raft": { "state": if agent.consensus.is_leader() { "Leader" } else { "Follower" } },
-            "runtime": { "arch": std::env::consts::ARCH, "os": std::env::consts::OS, "version": format!("concord {CONCORD_VERSION}") },
-        },
+        "Stats": super::stats::stats(&agent),
         "Meta": cfg.node_meta,
-        "xDS": null,
+        // Consul sends `xDS` only when its xDS server runs; concord has none.
     });
     Ok(json(&body, opts.pretty))
 }

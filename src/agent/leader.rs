@@ -44,8 +44,8 @@ pub fn self_registration(agent: &Agent) -> Registration {
         node: agent.node_name().to_string(),
         address: addr,
         datacenter: agent.config.datacenter.clone(),
-        tagged_addresses: tagged,
-        meta,
+        tagged_addresses: tagged.into(),
+        meta: meta.into(),
         locality: agent
             .config
             .locality
@@ -96,7 +96,7 @@ pub fn consul_service(port: i64, version: &str, grpc_port: Option<i32>) -> NodeS
         id: CONSUL_SERVICE.into(),
         service: CONSUL_SERVICE.into(),
         port,
-        meta,
+        meta: meta.into(),
         ..Default::default()
     }
 }

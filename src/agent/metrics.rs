@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Agent;
 use crate::acl::Access;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::query::QueryOptions;
 use crate::http::response::json;
 
@@ -74,6 +74,21 @@ fn gauges(agent: &Agent) -> Vec<(String, f64)> {
     out
 }
 
+/// Consul's answer when Prometheus output is off: a `CodeWithPayloadError`
+/// carrying 415 and a `text/plain` reason, which Consul's HTTP wrapper renders
+/// with no body at all. Only the `X-Consul-Reason` header is written; the status
+/// and content type it carries are never sent, so the client sees a bare 200.
+fn prometheus_disabled() -> Response {
+    let mut r = crate::http::response::empty();
+    r.headers_mut().insert(
+        "X-Consul-Reason",
+        HeaderValue::from_static(
+            "Prometheus is not enabled since its retention time is not positive",
+        ),
+    );
+    r
+}
+
 pub async fn handler(
     State(agent): State<Arc<Agent>>,
     opts: QueryOptions,
@@ -88,10 +103,7 @@ pub async fn handler(
         opts.params.get("format") == Some("prometheus") || accept.contains("openmetrics");
     if prometheus {
         if agent.config.telemetry.prometheus_retention_time.is_zero() {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Prometheus is not enabled since its retention time is not positive",
-            ));
+            return Ok(prometheus_disabled());
         }
         let mut text = String::new();
         for (name, value) in gauges(&agent) {

@@ -15,12 +15,13 @@ pub mod maintenance;
 pub mod metrics;
 pub mod monitor;
 pub mod persist;
+pub mod scratch;
 pub mod session_ttl;
+pub mod stats;
 pub mod sync;
 pub mod wan;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ pub struct Agent {
     /// The address other agents reach this one on (advertise, else bind).
     pub advertise: IpAddr,
     /// Removed at exit (`-dev` keeps its data in a scratch directory).
-    scratch: Option<PathBuf>,
+    scratch: Option<scratch::Scratch>,
     /// Why the agent stopped by itself, if it did ([`Agent::fail`]).
     failure: std::sync::Mutex<Option<String>>,
 }
@@ -142,8 +143,9 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
         (Some(dir), false) => (dir.clone(), true, None),
         (Some(dir), true) => (dir.clone(), false, None),
         (None, _) => {
-            let dir = std::env::temp_dir().join(format!("concord-dev-{}", uuid::Uuid::new_v4()));
-            (dir.clone(), false, Some(dir))
+            let scratch =
+                scratch::Scratch::create().context("creating the -dev scratch directory")?;
+            (scratch.dir.clone(), false, Some(scratch))
         }
     };
     let store = Arc::new(
@@ -268,8 +270,8 @@ pub async fn run(flags: AgentFlags, config: RuntimeConfig) -> anyhow::Result<()>
     if let Err(e) = agent.store.close_clean() {
         tracing::warn!(error = %e, "final state sync failed");
     }
-    if let Some(dir) = &agent.scratch {
-        let _ = std::fs::remove_dir_all(dir);
+    if let Some(scratch) = &agent.scratch {
+        scratch.remove();
     }
     match agent
         .failure

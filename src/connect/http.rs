@@ -42,6 +42,10 @@ pub fn router() -> Router<Arc<Agent>> {
             endpoint(&["GET"], get(leaf)),
         )
         .route(
+            "/v1/agent/connect/ca/leaf/",
+            endpoint(&["GET"], get(leaf_unnamed)),
+        )
+        .route(
             "/v1/agent/connect/authorize",
             endpoint(&["POST"], post(authorize)),
         )
@@ -229,6 +233,15 @@ async fn set_config(
 #[derive(Default)]
 pub struct LeafCache {
     certs: Mutex<HashMap<(String, String), (String, IssuedCert)>>,
+}
+
+/// A leaf certificate request that names nothing to certify: Consul's leaf
+/// manager refuses it once it knows Connect is on.
+async fn leaf_unnamed(State(agent): State<Arc<Agent>>) -> ApiResult<Response> {
+    require_connect(&agent)?;
+    Err(ApiError::internal(
+        "URI must be either service, agent, server, or kind",
+    ))
 }
 
 async fn leaf(

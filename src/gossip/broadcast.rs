@@ -1,5 +1,5 @@
 //! serf-level messages piggy-backed on foca's packets as custom broadcasts: member tags,
-//! leave intents and user events.
+//! leave intents, their refutations and user events.
 //!
 //! foca spreads each item to `retransmit` random members per round and stops once it has
 //! been sent often enough or a fresher item replaced it ([`BroadcastKey`]). The handler
@@ -40,6 +40,16 @@ pub struct LeaveIntent {
     pub nonce: u64,
 }
 
+/// "I am alive": a member's answer to a `force-leave` aimed at it while it runs (serf's
+/// refuting join intent). It names the intent it refutes by its `nonce`, so it undoes that
+/// intent only, wherever it arrives first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Refute {
+    pub name: String,
+    pub generation: u64,
+    pub nonce: u64,
+}
+
 /// A user event. `id` is random and is what deduplicates; `ltime` is the Lamport time
 /// serf reports to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +68,8 @@ pub enum Broadcast {
     Meta(NodeMeta),
     Leave(LeaveIntent),
     Event(EventMsg),
+    /// Last, so that the encodings of the others stay what they were.
+    Refute(Refute),
 }
 
 impl Broadcast {
@@ -73,6 +85,7 @@ impl Broadcast {
             },
             Broadcast::Leave(l) => BroadcastKey::Leave(l.clone()),
             Broadcast::Event(e) => BroadcastKey::Event(e.id),
+            Broadcast::Refute(r) => BroadcastKey::Refute(r.clone()),
         }
     }
 }
@@ -83,6 +96,7 @@ pub enum BroadcastKey {
     Meta { name: String, version: u64 },
     Leave(LeaveIntent),
     Event(u64),
+    Refute(Refute),
 }
 
 impl Invalidates for BroadcastKey {
@@ -101,6 +115,7 @@ impl Invalidates for BroadcastKey {
             ) => a == b && va >= vb,
             (BroadcastKey::Leave(a), BroadcastKey::Leave(b)) => a == b,
             (BroadcastKey::Event(a), BroadcastKey::Event(b)) => a == b,
+            (BroadcastKey::Refute(a), BroadcastKey::Refute(b)) => a == b,
             _ => false,
         }
     }
@@ -131,6 +146,7 @@ impl BroadcastHandler<NodeId> for Handler {
             Broadcast::Meta(m) => state.apply_meta(m.clone()),
             Broadcast::Leave(l) => state.apply_leave(l),
             Broadcast::Event(e) => state.apply_event(e),
+            Broadcast::Refute(r) => state.apply_refute(r),
         };
         Ok(news.then(|| msg.key()))
     }

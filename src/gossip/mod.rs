@@ -108,6 +108,18 @@ pub enum GossipError {
     Internal(String),
 }
 
+/// The counters of one pool that serf reports in `/v1/agent/self` `Stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Known members, self and failed or left ones included.
+    pub members: usize,
+    pub failed: usize,
+    pub left: usize,
+    /// The user-event Lamport clock.
+    pub event_time: u64,
+    pub encrypted: bool,
+}
+
 /// Handle to one running gossip pool member; cheap to clone.
 #[derive(Clone)]
 pub struct Gossip {
@@ -147,8 +159,6 @@ impl Gossip {
         &self.inner.cfg.node_name
     }
 
-    // Used by the tests; the agent will use it with tag updates on reload and the WAN pool.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Whether packets are encrypted.
     pub fn encrypted(&self) -> bool {
         self.inner.keyring.read().expect("keyring lock").enabled()
@@ -227,6 +237,28 @@ impl Gossip {
         Ok(())
     }
 
+    /// serf's `Stats()` counters this pool keeps.
+    pub fn stats(&self) -> PoolStats {
+        let (members, failed, left, event_time) = {
+            let state = self.inner.state.lock().expect("state lock");
+            let members = state.members();
+            let count = |s: MemberStatus| members.iter().filter(|m| m.status == s).count();
+            (
+                members.len(),
+                count(MemberStatus::Failed),
+                count(MemberStatus::Left),
+                state.event_clock(),
+            )
+        };
+        PoolStats {
+            members,
+            failed,
+            left,
+            event_time,
+            encrypted: self.encrypted(),
+        }
+    }
+
     /// Every known member, self included, sorted by name.
     pub fn members(&self) -> Vec<Member> {
         self.inner.state.lock().expect("state lock").members()
@@ -241,9 +273,10 @@ impl Gossip {
             .has_member_at(ip)
     }
 
-    /// Marks a failed member as left (serf's `RemoveFailedNode`); with `prune` it is also
-    /// dropped from every member list at once. A member that is alive stays alive, as in
-    /// serf, where it refutes the intent.
+    /// serf's `RemoveFailedNode`: spreads a forced leave intent. A failed member becomes
+    /// left; a live one is `leaving` until it refutes the intent (or, if it cannot, until
+    /// it goes down and is `left`); with `prune` a leaving or left member is also dropped
+    /// from every member list at once.
     pub fn force_leave(&self, node: &str, prune: bool) -> Result<(), GossipError> {
         self.ensure_running()?;
         if node == self.inner.cfg.node_name {

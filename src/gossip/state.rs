@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::broadcast::{EventMsg, LeaveIntent, NodeMeta};
+use super::broadcast::{EventMsg, LeaveIntent, NodeMeta, Refute};
 use super::member::{Member, MemberStatus, NodeId};
 use super::{GossipEvent, UserEvent};
 
@@ -41,6 +41,9 @@ struct Entry {
     since: Instant,
     /// Tags known and `MemberJoin` delivered; invisible entries are not listed.
     visible: bool,
+    /// The nonce of the `force-leave` that made this live member `Leaving`; its
+    /// refutation makes it `Alive` again.
+    forced_by: Option<u64>,
 }
 
 /// Shared between the foca broadcast handler and the engine; always locked after foca.
@@ -53,6 +56,10 @@ pub struct State {
     shadows: HashMap<String, NodeId>,
     metas: HashMap<String, NodeMeta>,
     leaves: HashMap<LeaveIntent, Instant>,
+    /// Force-leaves their target refuted, by (name, nonce).
+    refuted: HashMap<(String, u64), Instant>,
+    /// Refutations of force-leaves aimed at this member, to be broadcast.
+    pending_refutes: Vec<Refute>,
     seen_events: HashSet<u64>,
     seen_order: VecDeque<u64>,
     recent_events: VecDeque<EventMsg>,
@@ -71,6 +78,8 @@ impl State {
             shadows: HashMap::new(),
             metas: HashMap::new(),
             leaves: HashMap::new(),
+            refuted: HashMap::new(),
+            pending_refutes: Vec::new(),
             seen_events: HashSet::new(),
             seen_order: VecDeque::new(),
             recent_events: VecDeque::new(),
@@ -205,6 +214,7 @@ impl State {
                     status: MemberStatus::Alive,
                     since: now,
                     visible,
+                    forced_by: None,
                 },
             );
             if visible {
@@ -217,6 +227,7 @@ impl State {
         if e.id == id {
             if !live {
                 e.status = MemberStatus::Alive;
+                e.forced_by = None;
                 e.since = now;
                 if e.visible {
                     let m = self.member_of(&id.name, &self.table[&id.name]);
@@ -235,6 +246,7 @@ impl State {
             let addr_changed = e.id.addr != id.addr;
             e.id = id.clone();
             e.status = MemberStatus::Alive;
+            e.forced_by = None;
             e.since = now;
             self.shadows.remove(&id.name);
             let e = &self.table[&id.name];
@@ -343,16 +355,33 @@ impl State {
         true
     }
 
-    /// Applies a leave intent; true when it was news.
+    /// Applies a leave intent; true when it was news. As in serf, a graceful leave and a
+    /// force-leave alike mark a live member `Leaving` (it becomes `Left` once it goes down)
+    /// and a failed one `Left`; a force-leave aimed at this member while it runs is
+    /// refuted ([`State::take_refutes`]). With `prune`, a forced intent also drops a member
+    /// that is leaving or left from the table at once.
     pub fn apply_leave(&mut self, intent: &LeaveIntent) -> bool {
         if self.leaves.contains_key(intent) {
             return false;
         }
         self.leaves.insert(intent.clone(), Instant::now());
         if intent.name == self.local.name {
-            // Our own graceful leave is already applied locally; a force-leave aimed at a
-            // live member is refuted simply by staying alive.
+            // Our own graceful leave is already applied locally.
+            if intent.forced && self.self_status == MemberStatus::Alive {
+                tracing::debug!("gossip: refuting a force-leave aimed at this member");
+                self.pending_refutes.push(Refute {
+                    name: intent.name.clone(),
+                    generation: self.local.generation,
+                    nonce: intent.nonce,
+                });
+            }
             return true;
+        }
+        if self
+            .refuted
+            .contains_key(&(intent.name.clone(), intent.nonce))
+        {
+            return true; // its target answered it already
         }
         let Some(e) = self.table.get_mut(&intent.name) else {
             return true;
@@ -361,21 +390,27 @@ impl State {
             return true; // meant for an earlier life of the member
         }
         let mut event = None;
-        match (intent.forced, e.status) {
-            (false, MemberStatus::Alive) => e.status = MemberStatus::Leaving,
-            (_, MemberStatus::Failed) => {
+        match e.status {
+            MemberStatus::Alive => {
+                e.status = MemberStatus::Leaving;
+                e.forced_by = intent.forced.then_some(intent.nonce);
+            }
+            MemberStatus::Failed => {
                 e.status = MemberStatus::Left;
                 e.since = Instant::now();
                 event = Some(GossipEvent::MemberLeave as fn(Member) -> GossipEvent);
             }
-            _ => {}
+            MemberStatus::Leaving | MemberStatus::Left => {}
         }
         let e = &self.table[&intent.name];
         let visible = e.visible;
         if let (Some(make), true) = (event, visible) {
             self.emit(make(self.member_of(&intent.name, e)));
         }
-        if intent.forced && intent.prune && e.status == MemberStatus::Left {
+        if intent.forced
+            && intent.prune
+            && matches!(e.status, MemberStatus::Left | MemberStatus::Leaving)
+        {
             let e = self
                 .table
                 .remove(&intent.name)
@@ -386,6 +421,29 @@ impl State {
             self.metas.remove(&intent.name);
         }
         true
+    }
+
+    /// Applies a member's refutation of a force-leave; true when it was news.
+    pub fn apply_refute(&mut self, r: &Refute) -> bool {
+        let key = (r.name.clone(), r.nonce);
+        if self.refuted.contains_key(&key) {
+            return false;
+        }
+        self.refuted.insert(key, Instant::now());
+        if let Some(e) = self.table.get_mut(&r.name)
+            && e.status == MemberStatus::Leaving
+            && e.forced_by == Some(r.nonce)
+            && e.id.generation == r.generation
+        {
+            e.status = MemberStatus::Alive;
+            e.forced_by = None;
+        }
+        true
+    }
+
+    /// Refutations this member owes the pool, oldest first.
+    pub fn take_refutes(&mut self) -> Vec<Refute> {
+        std::mem::take(&mut self.pending_refutes)
     }
 
     /// Applies a user event; true when it was news (and was delivered to subscribers).
@@ -475,5 +533,6 @@ impl State {
         }
         let keep = tombstone_timeout.max(Duration::from_secs(60));
         self.leaves.retain(|_, at| now.duration_since(*at) < keep);
+        self.refuted.retain(|_, at| now.duration_since(*at) < keep);
     }
 }

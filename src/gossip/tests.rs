@@ -245,8 +245,16 @@ async fn gossip_force_leave_with_and_without_prune() {
             .to_string(),
         "agent: No node found with name 'nobody'"
     );
-    // Force-leaving a live member changes nothing.
+    // Force-leaving a live member marks it leaving at once, until it refutes.
     members[0].force_leave("force-1", false).unwrap();
+    assert_eq!(status(&members[0], "force-1"), Some(MemberStatus::Leaving));
+    for g in &members {
+        wait_until(
+            &format!("{} sees force-1 alive again", g.node_name()),
+            || status(g, "force-1") == Some(MemberStatus::Alive),
+        )
+        .await;
+    }
 
     members[3].shutdown().await;
     members[4].shutdown().await;

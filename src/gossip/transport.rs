@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::GossipEvent;
-use super::broadcast::{EventMsg, Handler, LeaveIntent, NodeMeta};
+use super::broadcast::{Broadcast, EventMsg, Handler, LeaveIntent, NodeMeta};
 use super::config::GossipConfig;
 use super::crypto::Keyring;
 use super::keyring::{KeyOp, NodeKeyResponse};
@@ -261,6 +261,14 @@ impl Inner {
         let out = f(&mut foca, &mut fx);
         let notes = std::mem::take(&mut fx.notes);
         self.apply_notes(&mut foca, notes);
+        // Force-leaves aimed at us that the call brought in: answer them. foca
+        // spreads the refutations with its next rounds.
+        let refutes = self.state.lock().expect("state lock").take_refutes();
+        for r in refutes {
+            if let Err(e) = foca.add_broadcast(&Broadcast::Refute(r).encode()) {
+                tracing::warn!(error = %e, "gossip: cannot broadcast a refutation");
+            }
+        }
         out
     }
 

@@ -91,11 +91,8 @@ async fn register(
         id: req.id,
         node: req.node.clone(),
         address: req.address,
-        datacenter: if req.datacenter.is_empty() {
-            agent.config.datacenter.clone()
-        } else {
-            req.datacenter
-        },
+        // A body naming another datacenter was routed there (`body_dc`).
+        datacenter: agent.config.datacenter.clone(),
         tagged_addresses: req.tagged_addresses,
         meta: req.node_meta,
         locality: req.locality.filter(|l| !l.is_null()),

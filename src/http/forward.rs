@@ -72,6 +72,10 @@ enum Route {
 }
 
 pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let req = match super::body_dc::apply(req).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let result = match route(&agent, &req) {
         Route::Local => return next.run(req).await,
         Route::Leading => leading(&agent, req, next).await,

@@ -71,13 +71,61 @@ fn failed(e: GossipError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
+/// Collects the pools' answers the way Consul's `keyringErrorsOrNil` reports them:
+/// every pool that had failures contributes `<pool> error: <why>` and then one
+/// `<node>: <message>` line per failed member (such as a member without
+/// encryption, "Keyring is empty (encryption not enabled)"); any such line makes
+/// the whole request a 500 listing them all.
+#[derive(Default)]
+struct PoolErrors(Vec<String>);
+
+impl PoolErrors {
+    /// The pool's answer, when it has one; its failures are recorded.
+    fn take(
+        &mut self,
+        agent: &Agent,
+        wan: bool,
+        result: Result<KeyringResponse, GossipError>,
+    ) -> ApiResult<KeyringResponse> {
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(GossipError::Keyring { message, response }) => {
+                let pool = if wan {
+                    "WAN".to_string()
+                } else {
+                    format!("{} (LAN)", agent.config.datacenter)
+                };
+                self.0.push(format!("{pool} error: {message}"));
+                self.0.extend(
+                    response
+                        .messages
+                        .iter()
+                        .map(|(node, msg)| format!("{node}: {msg}")),
+                );
+                Ok(*response)
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    fn into_result(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::internal(crate::gossip::multi_error(&self.0)))
+        }
+    }
+}
+
 async fn list(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::KeyringRead)?;
     let mut answers = Vec::new();
+    let mut errors = PoolErrors::default();
     for (wan, pool) in pools(&agent)? {
-        let answer = pool.keyring_list().await.map_err(failed)?;
+        let answer = errors.take(&agent, wan, pool.keyring_list().await)?;
         answers.push(pool_json(&agent, wan, &answer));
     }
+    errors.into_result()?;
     Ok(json(&answers, opts.pretty))
 }
 
@@ -97,14 +145,16 @@ async fn change(
 ) -> ApiResult<Response> {
     agent.authorize(&opts.token, Access::KeyringWrite)?;
     let req: KeyRequest = decode::from_slice(body).map_err(ApiError::decode)?;
-    for (_, pool) in pools(agent)? {
-        match op {
+    let mut errors = PoolErrors::default();
+    for (wan, pool) in pools(agent)? {
+        let result = match op {
             Change::Install => pool.keyring_install(&req.key).await,
             Change::Use => pool.keyring_use(&req.key).await,
             Change::Remove => pool.keyring_remove(&req.key).await,
-        }
-        .map_err(failed)?;
+        };
+        errors.take(agent, wan, result)?;
     }
+    errors.into_result()?;
     Ok(empty())
 }
 

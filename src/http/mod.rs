@@ -2,6 +2,7 @@
 //! unknown-path handling, and the listeners.
 
 pub mod blocking;
+pub mod body_dc;
 pub mod cache;
 pub mod catalog;
 pub mod conn;
@@ -9,6 +10,7 @@ pub mod coordinate;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod index;
 pub mod keyring;
 pub mod kv;
 pub mod operator;
@@ -73,15 +75,19 @@ pub fn endpoint(
         })
 }
 
-async fn unknown_path(req: Request) -> ApiError {
+async fn unknown_path(agent: axum::extract::State<Arc<Agent>>, req: Request) -> Response {
     let path = req.uri().path();
-    if path.contains("/v1/") {
+    if path == "/" {
+        return index::index(&agent, req.method());
+    }
+    let err = if path.contains("/v1/") {
         ApiError::not_found("Invalid URL path: not a recognized HTTP API endpoint\n")
     } else {
         ApiError::not_found(
             "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n",
         )
-    }
+    };
+    axum::response::IntoResponse::into_response(err)
 }
 
 /// Headers Consul sets on every answer.

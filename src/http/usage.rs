@@ -1,5 +1,7 @@
 //! `/v1/operator/usage`: catalog usage of this datacenter, keyed by datacenter
-//! name as Consul answers it (a blocking read like any other).
+//! name as Consul answers it (a blocking read like any other). Consul's body is its
+//! `Usage` struct, which embeds the query metadata, so the body repeats what the
+//! `X-Consul-*` headers say.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,9 +41,18 @@ async fn usage(State(agent): State<Arc<Agent>>, opts: QueryOptions) -> ApiResult
     )
     .await?;
     let by_dc = BTreeMap::from([(agent.config.datacenter.clone(), ans.value)]);
-    Ok(json_with_meta(
-        &serde_json::json!({ "Usage": by_dc }),
-        &ans.meta,
-        opts.pretty,
-    ))
+    let meta = &ans.meta;
+    let body = serde_json::json!({
+        "Usage": by_dc,
+        // Consul's `QueryMeta` in its JSON form: `LastContact` is a Go duration
+        // (nanoseconds), `Backend` 0 is a blocking query.
+        "Index": meta.index,
+        "LastContact": meta.last_contact_ms.saturating_mul(1_000_000),
+        "KnownLeader": meta.known_leader,
+        "ConsistencyLevel": meta.consistency.map(|c| c.header_value()).unwrap_or_default(),
+        "NotModified": false,
+        "Backend": 0,
+        "ResultsFilteredByACLs": false,
+    });
+    Ok(json_with_meta(&body, meta, opts.pretty))
 }

@@ -9,6 +9,7 @@ pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod stats;
 pub mod transfer;
 pub mod types;
 
@@ -224,6 +225,14 @@ impl Consensus {
         }
         let i = self.next_server.fetch_add(1, Ordering::Relaxed);
         Some(servers[i % servers.len()])
+    }
+
+    /// How many servers a client agent knows to forward to.
+    pub fn known_server_count(&self) -> usize {
+        self.known_servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Whether some server can take writes right now, as far as this agent knows.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+use super::NilMap;
 use super::codec::null_default;
 
 pub const HEALTH_PASSING: &str = "passing";
@@ -46,8 +47,10 @@ pub struct Node {
     pub node: String,
     pub address: String,
     pub datacenter: String,
-    pub tagged_addresses: BTreeMap<String, String>,
-    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tagged_addresses: NilMap<String>,
+    #[serde(default)]
+    pub meta: NilMap<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub locality: Option<Value>,
     pub create_index: u64,
@@ -67,7 +70,8 @@ pub struct NodeService {
     pub address: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub tagged_addresses: BTreeMap<String, Value>,
-    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub meta: NilMap<String>,
     pub port: i64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ports: Option<Value>,
@@ -92,7 +96,7 @@ impl Default for NodeService {
             tags: Vec::new(),
             address: String::new(),
             tagged_addresses: BTreeMap::new(),
-            meta: BTreeMap::new(),
+            meta: NilMap::default(),
             port: 0,
             ports: None,
             socket_path: String::new(),
@@ -147,8 +151,8 @@ pub struct ServiceNode {
     pub node: String,
     pub address: String,
     pub datacenter: String,
-    pub tagged_addresses: BTreeMap<String, String>,
-    pub node_meta: BTreeMap<String, String>,
+    pub tagged_addresses: NilMap<String>,
+    pub node_meta: NilMap<String>,
     pub service_kind: String,
     #[serde(rename = "ServiceID")]
     pub service_id: String,
@@ -158,7 +162,7 @@ pub struct ServiceNode {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub service_tagged_addresses: BTreeMap<String, Value>,
     pub service_weights: Weights,
-    pub service_meta: BTreeMap<String, String>,
+    pub service_meta: NilMap<String>,
     pub service_port: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_ports: Option<Value>,
@@ -238,8 +242,8 @@ pub struct ServiceInput {
     pub address: String,
     #[serde(default, deserialize_with = "null_default")]
     pub tagged_addresses: BTreeMap<String, Value>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub meta: NilMap<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub port: i64,
     #[serde(default)]
@@ -488,10 +492,10 @@ pub struct RegisterRequest {
     pub address: String,
     #[serde(default, deserialize_with = "null_default")]
     pub datacenter: String,
-    #[serde(default, deserialize_with = "null_default")]
-    pub tagged_addresses: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub node_meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tagged_addresses: NilMap<String>,
+    #[serde(default)]
+    pub node_meta: NilMap<String>,
     #[serde(default)]
     pub service: Option<ServiceInput>,
     #[serde(default)]

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod coordinate;
 pub mod decode;
 pub mod kv;
+pub mod nilmap;
 pub mod session;
 pub mod txn;
 
@@ -15,5 +16,6 @@ pub use agent::*;
 pub use catalog::*;
 pub use coordinate::*;
 pub use kv::*;
+pub use nilmap::NilMap;
 pub use session::*;
 pub use txn::*;

@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 use super::catalog::{CheckInput, HealthCheck, Node, NodeService, ServiceInput};
 use super::codec::null_default;
@@ -64,10 +63,10 @@ pub struct NodeInput {
     pub address: String,
     #[serde(default, deserialize_with = "null_default")]
     pub datacenter: String,
-    #[serde(default, deserialize_with = "null_default")]
-    pub tagged_addresses: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tagged_addresses: super::NilMap<String>,
+    #[serde(default)]
+    pub meta: super::NilMap<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub partition: String,
     #[serde(default, deserialize_with = "null_default")]

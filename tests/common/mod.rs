@@ -68,6 +68,8 @@ pub struct Agent {
     pub rpc: u16,
     pub data_dir: Option<PathBuf>,
     args: Vec<String>,
+    /// Extra environment of the agent process.
+    env: Vec<(String, String)>,
     client: reqwest::blocking::Client,
 }
 
@@ -110,10 +112,19 @@ impl Agent {
     /// choosing it and the agent binding it; the agent then exits at once,
     /// and the start is retried on other ports.
     pub fn start(args: Vec<String>, data_dir: Option<PathBuf>) -> Agent {
+        Agent::start_env(args, data_dir, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables for the agent process.
+    pub fn start_env(args: Vec<String>, data_dir: Option<PathBuf>, env: &[(&str, &str)]) -> Agent {
         // reqwest is built without a default TLS provider (the binary picks ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         for _ in 0..4 {
             let mut agent = Agent::with_fresh_ports(args.clone(), data_dir.clone());
+            agent.env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             agent.spawn();
             if agent.wait_ready_or_exit() {
                 return agent;
@@ -148,6 +159,7 @@ impl Agent {
             rpc,
             data_dir,
             args,
+            env: Vec::new(),
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -189,6 +201,7 @@ impl Agent {
             rpc: 8300,
             data_dir: Some(data_dir),
             args,
+            env: Vec::new(),
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -223,6 +236,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_concord"))
             .arg("agent")
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -277,6 +291,13 @@ impl Agent {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Sends `sig` (a number, as `kill -<sig>` takes it) to the agent process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe_signal(c.id() as i32, sig);
         }
     }
 
