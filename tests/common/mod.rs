@@ -293,14 +293,6 @@ impl Agent {
             let _ = c.wait();
         }
     }
-
-    /// Sends `sig` (a number, as `kill -<sig>` takes it) to the agent process.
-    pub fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            unsafe_signal(c.id() as i32, sig);
-        }
-    }
-
     /// SIGINT and wait; returns how long the exit took.
     pub fn interrupt(&mut self) -> Duration {
         let start = Instant::now();
