@@ -32,8 +32,9 @@ use crate::listen::{Acceptor, Backoff, ConnLimiter};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The largest request line plus headers served, as Go's HTTP server reads them
-/// (`DefaultMaxHeaderBytes`, 1 MiB, plus the 4 KiB its reader may hold past it): a
-/// KV key in the URL can be that long in Consul.
+/// (`DefaultMaxHeaderBytes`, 1 MiB, plus the 4 KiB its reader may hold past it).
+/// The request line itself stops at the 64 KiB an `http::Uri` holds (hyper answers
+/// 414 past it).
 const MAX_REQUEST_HEAD: usize = (1 << 20) + 4096;
 
 /// go-connlimit's answer to a connection over the per-client limit.
