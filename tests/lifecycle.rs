@@ -102,15 +102,12 @@ fn acknowledged_writes_survive_kill_9() {
 #[test]
 fn restart_after_raft_snapshots_and_log_purge_keeps_everything() {
     let dir = Agent::scratch("snapshots");
-    let mut a = Agent::start(
-        vec![
-            "-server".into(),
-            "-bootstrap-expect=1".into(),
-            format!("-data-dir={}", dir.display()),
-            "-hcl=raft_snapshot_threshold = 40".into(),
-            "-hcl=raft_trailing_logs = 5".into(),
+    let mut a = Agent::server_with(
+        &dir,
+        &[
+            "-hcl=raft_snapshot_threshold = 40",
+            "-hcl=raft_trailing_logs = 5",
         ],
-        Some(dir.clone()),
     );
     // openraft purges in batches of 256 entries, so write well past that.
     for i in 0..400 {

@@ -49,15 +49,7 @@ fn txn_set(a: &Agent, key: &str, value: &str) -> common::Resp {
 fn long_kv_and_txn_keys_work_and_survive_a_restart() {
     let dir = Agent::scratch("long-kv");
     // A 512 KiB key does not fit Consul's default transaction size either.
-    let mut a = Agent::start(
-        vec![
-            "-server".into(),
-            "-bootstrap-expect=1".into(),
-            format!("-data-dir={}", dir.display()),
-            "-hcl=limits { txn_max_req_len = 2097152 }".into(),
-        ],
-        Some(dir.clone()),
-    );
+    let mut a = Agent::server_with(&dir, &["-hcl=limits { txn_max_req_len = 2097152 }"]);
     for len in SIZES {
         // Through the txn endpoint (body), every size.
         let key = name("t/", len);

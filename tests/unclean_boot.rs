@@ -11,15 +11,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn server(dir: &Path) -> Agent {
-    Agent::start(
-        vec![
-            "-server".into(),
-            "-bootstrap-expect=1".into(),
-            format!("-data-dir={}", dir.display()),
-            "-hcl=raft_snapshot_threshold = 40".into(),
-            "-hcl=raft_trailing_logs = 5".into(),
+    Agent::server_with(
+        dir,
+        &[
+            "-hcl=raft_snapshot_threshold = 40",
+            "-hcl=raft_trailing_logs = 5",
         ],
-        Some(dir.to_path_buf()),
     )
 }
 

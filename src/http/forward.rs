@@ -194,30 +194,52 @@ fn route(agent: &Agent, req: &Request) -> Route {
 /// [`Deposed`] error; the read is then sent to the new leader, as writes are,
 /// rather than answered with "node is not the leader".
 async fn leading(agent: &Agent, req: Request, next: Next) -> Result<Response, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
-    let (method, uri, headers) = (
-        parts.method.clone(),
-        parts.uri.clone(),
-        parts.headers.clone(),
-    );
-    parts.extensions.insert(Reroutable);
-    let local = next
-        .run(Request::from_parts(parts, Body::from(body.clone())))
-        .await;
+    let (mut served, again) = Replayable::take(req).await?;
+    served.extensions_mut().insert(Reroutable);
+    let local = next.run(served).await;
     if local.extensions().get::<Deposed>().is_none() {
         return Ok(local);
     }
-    tracing::info!(%uri, "leadership lost while serving a read; forwarding it to the new leader");
-    let mut retry = axum::http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    *retry.headers_mut() = headers;
-    forward(agent, retry).await
+    tracing::info!(uri = %again.uri, "leadership lost while serving a read; forwarding it to the new leader");
+    let uri = again.uri.to_string();
+    forward(agent, again.rebuild(uri)?).await
+}
+
+/// A request whose body is buffered, so that after it is served here it can be
+/// sent on once more.
+struct Replayable {
+    method: Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Replayable {
+    /// The request to serve here, and what it takes to send it again.
+    async fn take(req: Request) -> Result<(Request, Replayable), ApiError> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+        let again = Replayable {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        };
+        Ok((Request::from_parts(parts, Body::from(body)), again))
+    }
+
+    /// The request again, to `uri`.
+    fn rebuild(self, uri: String) -> Result<Request, ApiError> {
+        let mut retry = axum::http::Request::builder()
+            .method(self.method)
+            .uri(uri)
+            .body(Body::from(self.body))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        *retry.headers_mut() = self.headers;
+        Ok(retry)
+    }
 }
 
 /// Consul's rule for a bounded stale read: serve it here, then, if this server's
@@ -230,18 +252,8 @@ async fn stale_bounded(
     next: Next,
     max_stale: Duration,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, FORWARD_BODY_LIMIT)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
-    let (method, uri, headers) = (
-        parts.method.clone(),
-        parts.uri.clone(),
-        parts.headers.clone(),
-    );
-    let local = next
-        .run(Request::from_parts(parts, Body::from(body.clone())))
-        .await;
+    let (served, again) = Replayable::take(req).await?;
+    let local = next.run(served).await;
     let answered = matches!(local.status(), StatusCode::OK | StatusCode::NOT_FOUND);
     let too_stale = agent
         .consensus
@@ -250,13 +262,8 @@ async fn stale_bounded(
     if !(answered && too_stale) {
         return Ok(local);
     }
-    let mut retry = axum::http::Request::builder()
-        .method(method)
-        .uri(leader_mode_uri(&uri))
-        .body(Body::from(body))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    *retry.headers_mut() = headers;
-    forward(agent, retry).await
+    let uri = leader_mode_uri(&again.uri);
+    forward(agent, again.rebuild(uri)?).await
 }
 
 /// The same request as a default-mode read: without `stale` and `max_stale`, with

@@ -94,14 +94,18 @@ impl Agent {
 
     /// A durable single server in `data_dir`.
     pub fn server(data_dir: &Path) -> Agent {
-        Agent::start(
-            vec![
-                "-server".into(),
-                "-bootstrap-expect=1".into(),
-                format!("-data-dir={}", data_dir.display()),
-            ],
-            Some(data_dir.to_path_buf()),
-        )
+        Agent::server_with(data_dir, &[])
+    }
+
+    /// A durable single server in `data_dir` with more arguments (`-hcl=...`).
+    pub fn server_with(data_dir: &Path, extra: &[&str]) -> Agent {
+        let mut args = vec![
+            "-server".to_string(),
+            "-bootstrap-expect=1".to_string(),
+            format!("-data-dir={}", data_dir.display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Agent::start(args, Some(data_dir.to_path_buf()))
     }
 
     pub fn scratch(tag: &str) -> PathBuf {
